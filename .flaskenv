@@ -1,0 +1,1 @@
+FLASK_APP=monitorapp.cli:app_for_cli

@@ -1,0 +1,172 @@
+"""Who is asking, and for which team: sessions, bearer tokens, the current team.
+
+Flask-Login keeps `"<user id>:<session version>"` in the session; a password
+change or "sign out everywhere" bumps the version and every older session
+stops loading. API requests authenticate with `Authorization: Bearer <token>`
+instead; such requests carry no cookie and are exempt from CSRF.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import Flask, g, jsonify, redirect, request, session, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from monitorapp.extensions import csrf, db, login_manager
+from monitorapp.models import ApiToken, Membership, User, utcnow
+from monitorapp.tenancy import set_current_tenant
+from monitorapp.web import htmx_redirect, is_htmx
+
+TOKEN_PREFIX = "mon_"
+SESSION_TENANT_KEY = "tenant_id"
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` if it is a path inside this app, else None (no open redirects)."""
+    if not target:
+        return None
+    target = target.strip()
+    if "\\" in target or any(ord(ch) < 32 for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def load_user(user_id: str) -> User | None:
+    try:
+        raw_id, raw_version = user_id.split(":", 1)
+        uid, version = uuid.UUID(raw_id), int(raw_version)
+    except (ValueError, AttributeError):
+        return None
+    user = db.session.get(User, uid)
+    if user is None or user.session_version != version:
+        return None
+    return user
+
+
+def token_from_header() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def authenticate_bearer() -> ApiToken | None:
+    """The live token named by the Authorization header, or None."""
+    secret = token_from_header()
+    if secret is None or not secret.startswith(TOKEN_PREFIX):
+        return None
+    token = db.session.execute(
+        select(ApiToken)
+        .where(ApiToken.token_hash == ApiToken.hash_secret(secret), ApiToken.revoked_at.is_(None))
+        .execution_options(system_scope=True)  # the token itself names its team
+    ).scalar_one_or_none()
+    if token is None:
+        return None
+    membership = user_membership(token.user_id, token.tenant_id)
+    if membership is None:  # removed from the team: the token dies with the membership
+        return None
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        # Written at most once a minute so a busy client does not write on every call.
+        token.last_used_at = now
+        db.session.execute(
+            ApiToken.__table__.update().where(ApiToken.id == token.id).values(last_used_at=now)
+        )
+        db.session.commit()
+    g.api_token = token
+    g.membership = membership
+    return token
+
+
+def user_membership(user_id: uuid.UUID, tenant_id: uuid.UUID | None) -> Membership | None:
+    query = select(Membership).where(Membership.user_id == user_id)
+    if tenant_id is not None:
+        query = query.where(Membership.tenant_id == tenant_id)
+    query = query.order_by(Membership.created_at).limit(1)
+    # A user's own memberships span teams; they are filtered by user instead.
+    return db.session.execute(query.execution_options(system_scope=True)).scalar_one_or_none()
+
+
+def user_memberships(user_id: uuid.UUID) -> list[Membership]:
+    query = select(Membership).where(Membership.user_id == user_id).order_by(Membership.created_at)
+    return list(db.session.execute(query.execution_options(system_scope=True)).scalars())
+
+
+def _resolve_request_identity() -> None:
+    """Set the current user's membership and team for this request."""
+    g.membership = None
+    g.api_token = None
+    set_current_tenant(None)
+    if request.endpoint == "static":
+        return
+    if is_api_request() and token_from_header() is not None:
+        token = authenticate_bearer()
+        if token is not None:
+            set_current_tenant(token.tenant_id)
+        return
+    if not current_user.is_authenticated:
+        return
+    wanted = session.get(SESSION_TENANT_KEY)
+    try:
+        wanted_id = uuid.UUID(wanted) if wanted else None
+    except ValueError:
+        wanted_id = None
+    membership = user_membership(current_user.id, wanted_id) if wanted_id else None
+    if membership is None:
+        membership = user_membership(current_user.id, None)
+    if membership is not None:
+        session[SESSION_TENANT_KEY] = str(membership.tenant_id)
+        set_current_tenant(membership.tenant_id)
+    g.membership = membership
+
+
+def unauthorized():
+    """Not signed in: JSON 401 for the API, HX-Redirect for htmx, else a redirect."""
+    if is_api_request():
+        response = jsonify(error="unauthorized", message="Authentication required: send Authorization: Bearer <token>.")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer realm="monitorapp"'
+        return response
+    if is_htmx():
+        current = request.headers.get("HX-Current-URL", "")
+        parts = urlsplit(current)
+        page = parts.path + (f"?{parts.query}" if parts.query else "") if parts.path else request.full_path
+        return htmx_redirect(url_for("auth.login", next=safe_next(page) or "/"))
+    target = request.full_path if request.query_string else request.path
+    return redirect(url_for("auth.login", next=safe_next(target) or "/"))
+
+
+def init_login(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_user)
+    login_manager.unauthorized_handler(unauthorized)
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.before_request(_protect_from_csrf)
+    app.before_request(_resolve_request_identity)
+
+
+def _protect_from_csrf() -> None:
+    """CSRF on every state-changing request, except bearer-token API calls.
+
+    A browser never attaches an Authorization header cross-site by itself, so a
+    bearer request cannot be forged; a cookie-authenticated one can.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+        return
+    if is_api_request() and token_from_header() is not None:
+        return
+    csrf.protect()

@@ -1,0 +1,99 @@
+"""`flask` commands: the dev runner, the worker, the scheduler, the self-check.
+
+`FLASK_APP=monitorapp.cli:app_for_cli` (set in `.flaskenv`) builds the app
+for every command.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+import click
+from flask import Flask, current_app
+
+from monitorapp import ROOT, create_app
+
+
+def app_for_cli() -> Flask:
+    # `flask check-deploy` must list every problem instead of refusing to start.
+    skip = len(sys.argv) > 1 and "check-deploy" in sys.argv[1:]
+    return create_app({"SKIP_DEPLOY_CHECK": True} if skip else None)
+
+
+@click.command("check-deploy")
+def check_deploy() -> None:
+    """List every reason the current settings are unsafe for production."""
+    from monitorapp.config import deploy_problems
+
+    problems = deploy_problems(current_app.config)
+    if not problems:
+        click.echo("check-deploy: no problems found")
+        return
+    click.echo(f"check-deploy: {len(problems)} problem(s):", err=True)
+    for problem in problems:
+        click.echo(f"  - {problem}", err=True)
+    sys.exit(1)
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--queues", default=None, help="Comma-separated queue names (default: all of the app's).")
+def worker(burst: bool, queues: str | None) -> None:
+    """Run an RQ worker on the app's queues, with its scheduler for retries."""
+    from monitorapp.monitoring.worker import run_worker
+
+    names = [name.strip() for name in queues.split(",")] if queues else None
+    run_worker(names, burst=burst)
+
+
+@click.command("scheduler")
+def scheduler() -> None:
+    """Run rq-scheduler with the check tick registered under a stable id."""
+    from monitorapp.monitoring.scheduler import run_scheduler
+
+    run_scheduler()
+
+
+@click.command("dev")
+@click.option("--port", default=lambda: os.environ.get("PORT", "5000"), show_default="$PORT or 5000")
+@click.option("--host", default="127.0.0.1", show_default=True)
+def dev(port: str, host: str) -> None:
+    """Start web, worker and scheduler (and the embedded Redis) in one terminal.
+
+    Each line of output is prefixed with its process name; Ctrl-C, or any one
+    process ending, stops all of them.
+    """
+    from honcho.manager import Manager
+
+    from monitorapp.queues import stop_embedded_redis
+
+    env = dict(os.environ)
+    env["REDIS_URL"] = current_app.config["REDIS_URL"]
+    env["FLASK_APP"] = "monitorapp.cli:app_for_cli"
+    env["PYTHONUNBUFFERED"] = "1"
+    flask = shlex.quote(os.path.join(os.path.dirname(sys.executable), "flask"))
+    gunicorn = shlex.quote(os.path.join(os.path.dirname(sys.executable), "gunicorn"))
+    manager = Manager()
+    manager.add_process(
+        "web",
+        f"{gunicorn} wsgi:app --bind {shlex.quote(host)}:{int(port)} --workers 2 --threads 4 "
+        "--access-logfile - --graceful-timeout 5",
+        env=env,
+        cwd=str(ROOT),
+    )
+    manager.add_process("worker", f"{flask} worker", env=env, cwd=str(ROOT))
+    manager.add_process("scheduler", f"{flask} scheduler", env=env, cwd=str(ROOT))
+    click.echo(f"monitorapp is starting at http://{host}:{port}  (Ctrl-C stops everything)")
+    try:
+        manager.loop()
+    finally:
+        if current_app.config.get("EMBEDDED_REDIS"):
+            stop_embedded_redis(current_app.instance_path)
+    sys.exit(manager.returncode)
+
+
+def register(app: Flask) -> None:
+    for command in (check_deploy, worker, scheduler, dev):
+        app.cli.add_command(command)

@@ -1,0 +1,1 @@
+"""The domain of checks: the outbound policy, the probe, the scheduler, the jobs."""

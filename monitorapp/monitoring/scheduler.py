@@ -1,0 +1,224 @@
+"""The scheduler: claim due endpoints, then enqueue their checks.
+
+Every tick (`schedule_endpoint_checks`, registered with rq-scheduler under a
+stable id) claims due endpoints in batches with
+`SELECT … FOR UPDATE SKIP LOCKED LIMIT n`, stamps `last_enqueued_at` and the
+next due time, commits, and only then enqueues — never inside an open
+transaction. Two schedulers at once never claim the same row; memory stays
+flat because only one batch is held at a time.
+
+Due times sit on a per-endpoint grid: slot k of an endpoint is
+`offset + k × interval` seconds since the epoch, where `offset` comes from the
+endpoint's id. Endpoints created in the same second therefore fire at
+different moments, and an endpoint keeps its phase forever.
+
+A claimed check that never reports (worker killed, Redis flushed) is claimed
+again after `grace_seconds`: at claim time the next due time is the earlier of
+the next slot and now + grace; when the check records its result it moves the
+due time on to the next slot (see jobs.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import or_, select, update
+
+from monitorapp.extensions import db
+from monitorapp.logging import PERFORMANCE, log_event
+from monitorapp.models import Endpoint, utcnow
+from monitorapp.queues import DEFAULT_QUEUE, SCHEDULER_HEARTBEAT_KEY, get_redis
+from monitorapp.tenancy import system_scope
+
+log = logging.getLogger(__name__)
+TICK_JOB_ID = "monitorapp:schedule-endpoint-checks"
+
+
+@dataclass(frozen=True)
+class Claim:
+    endpoint_id: uuid.UUID
+    claimed_at: datetime
+    due_at: datetime
+
+
+def slot_offset(endpoint_id: uuid.UUID, interval_minutes: int) -> int:
+    return int(endpoint_id.hex[:8], 16) % (interval_minutes * 60)
+
+
+def next_slot(endpoint_id: uuid.UUID, interval_minutes: int, after: datetime) -> datetime:
+    """The first due time of this endpoint strictly after `after`."""
+    period = interval_minutes * 60
+    offset = slot_offset(endpoint_id, interval_minutes)
+    seconds = after.timestamp()
+    k = int((seconds - offset) // period) + 1
+    return datetime.fromtimestamp(offset + k * period, UTC)
+
+
+def grace_seconds() -> int:
+    """How long a claimed check may take, retries included, before it is claimed again."""
+    config = current_app.config
+    retries = config["CHECK_RETRY_INTERVALS"]
+    timeout = config["CHECK_TIMEOUT_SECONDS"]
+    return int(sum(retries) + (len(retries) + 1) * timeout + 2 * config["SCHEDULER_INTERVAL_SECONDS"] + 60)
+
+
+def claim_due_batch(now: datetime, limit: int) -> list[Claim]:
+    """Claim up to `limit` due endpoints and commit; the rows stay locked until then."""
+    query = (
+        select(Endpoint.id, Endpoint.interval_minutes, Endpoint.next_check_at)
+        .where(Endpoint.paused.is_(False), or_(Endpoint.next_check_at.is_(None), Endpoint.next_check_at <= now))
+        .order_by(Endpoint.next_check_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Endpoint)
+        .execution_options(system_scope=True)
+    )
+    try:
+        rows = db.session.execute(query).all()
+        if not rows:
+            db.session.commit()
+            return []
+        grace = timedelta(seconds=grace_seconds())
+        values = [
+            {
+                "id": row.id,
+                "last_enqueued_at": now,
+                "next_check_at": min(next_slot(row.id, row.interval_minutes, now), now + grace),
+            }
+            for row in rows
+        ]
+        db.session.execute(update(Endpoint).execution_options(system_scope=True), values)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return [Claim(row.id, now, row.next_check_at or now) for row in rows]
+
+
+def schedule_endpoint_checks() -> int:
+    """Claim every due endpoint and enqueue its check; return how many."""
+    from monitorapp.monitoring.jobs import enqueue_checks
+
+    batch_size = current_app.config["SCHEDULER_BATCH_SIZE"]
+    started = time.monotonic()
+    now = utcnow()
+    claimed = 0
+    oldest_due: datetime | None = None
+    with system_scope():
+        while True:
+            batch = claim_due_batch(now, batch_size)
+            if not batch:
+                break
+            if oldest_due is None:
+                oldest_due = min(claim.due_at for claim in batch)
+            enqueue_checks(batch)
+            claimed += len(batch)
+            db.session.expunge_all()
+            if len(batch) < batch_size:
+                break
+    duration = time.monotonic() - started
+    lag = max(0.0, (now - oldest_due).total_seconds()) if oldest_due else 0.0
+    _beat()
+    _record_tick(duration, claimed, lag)
+    return claimed
+
+
+def _beat() -> None:
+    try:
+        get_redis().set(SCHEDULER_HEARTBEAT_KEY, time.time())
+    except Exception as exc:  # the tick's work is done; a missed beat only shows on /health/ready/
+        log.warning("scheduler heartbeat not written: %s", exc)
+
+
+def _record_tick(duration: float, claimed: int, lag: float) -> None:
+    from monitorapp import metrics
+
+    log_event(
+        PERFORMANCE,
+        "scheduler tick",
+        tick_seconds=round(duration, 3),
+        claimed=claimed,
+        lag_seconds=round(lag, 1),
+    )
+    metrics.observe("monitorapp_scheduler_tick_seconds", duration)
+    metrics.set_gauge("monitorapp_scheduler_lag_seconds", lag)
+    metrics.inc("monitorapp_scheduler_claimed_total", claimed)
+
+
+def register_tick(scheduler) -> None:
+    """Register the tick under its stable id, replacing any earlier registration."""
+    interval = current_app.config["SCHEDULER_INTERVAL_SECONDS"]
+    for job in scheduler.get_jobs():
+        if job.id == TICK_JOB_ID:
+            scheduler.cancel(job)
+    scheduler.schedule(
+        scheduled_time=datetime.now(UTC),
+        func=schedule_endpoint_checks,
+        interval=interval,
+        repeat=None,
+        id=TICK_JOB_ID,
+        queue_name=DEFAULT_QUEUE,
+        result_ttl=interval * 10,
+        timeout=max(interval * 4, 300),
+    )
+
+
+def run_scheduler() -> None:
+    from rq_scheduler import Scheduler
+
+    interval = current_app.config["SCHEDULER_INTERVAL_SECONDS"]
+    scheduler = Scheduler(queue_name=DEFAULT_QUEUE, connection=get_redis(), interval=min(interval, 5))
+    register_tick(scheduler)
+    current_app.logger.info("scheduler started: tick every %s s", interval)
+    scheduler.run()
+
+
+def _declare_metrics() -> None:
+    from monitorapp import metrics
+
+    metrics.declare("monitorapp_scheduler_tick_seconds", "histogram", "Duration of one scheduler tick.")
+    metrics.declare("monitorapp_scheduler_lag_seconds", "gauge", "Now minus the oldest due time claimed by the last tick.")
+    metrics.declare("monitorapp_scheduler_claimed_total", "counter", "Endpoints claimed by the scheduler.")
+
+
+_declare_metrics()
+
+
+def stamp_first_claim(endpoint: Endpoint, now: datetime | None = None) -> Claim:
+    """Mark a new (or resumed) endpoint as claimed now, inside the caller's transaction.
+
+    The caller commits, then calls `enqueue_after_commit` with the claim.
+    """
+    now = now or utcnow()
+    endpoint.last_enqueued_at = now
+    endpoint.next_check_at = min(
+        next_slot(endpoint.id, endpoint.interval_minutes, now), now + timedelta(seconds=grace_seconds())
+    )
+    return Claim(endpoint.id, now, now)
+
+
+def enqueue_after_commit(claim: Claim) -> bool:
+    """Enqueue a claimed check; if Redis is down, leave it for the next tick.
+
+    Returns False (and logs a warning) when the check could not be enqueued;
+    the endpoint is then made due at once so the scheduler's next tick picks it up.
+    """
+    from monitorapp.monitoring.jobs import enqueue_checks
+
+    try:
+        enqueue_checks([claim])
+        return True
+    except Exception as exc:
+        log.warning("check not enqueued, the next scheduler tick will pick it up: %s", type(exc).__name__)
+        db.session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == claim.endpoint_id, Endpoint.last_enqueued_at == claim.claimed_at)
+            .values(next_check_at=claim.claimed_at)
+            .execution_options(system_scope=True)
+        )
+        db.session.commit()
+        return False
