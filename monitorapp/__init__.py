@@ -81,8 +81,9 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     if not app.config.get("RATELIMIT_STORAGE_URI"):
-        url = app.config["REDIS_URL"]
         # limits spells a Unix-socket Redis (the embedded one) redis+unix://.
+        # No Redis at all only happens under `flask check-deploy`, which reports it.
+        url = app.config.get("REDIS_URL") or "memory://"
         app.config["RATELIMIT_STORAGE_URI"] = "redis+" + url if url.startswith("unix://") else url
         app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 2, "socket_timeout": 2})
     # A dead Redis must not take sign-in down with it: fall back to memory.

@@ -12,6 +12,7 @@ import sys
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from monitorapp import ROOT, create_app
 
@@ -23,6 +24,7 @@ def app_for_cli() -> Flask:
 
 
 @click.command("check-deploy")
+@with_appcontext
 def check_deploy() -> None:
     """List every reason the current settings are unsafe for production."""
     from monitorapp.config import deploy_problems
@@ -40,6 +42,7 @@ def check_deploy() -> None:
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--queues", default=None, help="Comma-separated queue names (default: all of the app's).")
+@with_appcontext
 def worker(burst: bool, queues: str | None) -> None:
     """Run an RQ worker on the app's queues, with its scheduler for retries."""
     from monitorapp.monitoring.worker import run_worker
@@ -49,6 +52,7 @@ def worker(burst: bool, queues: str | None) -> None:
 
 
 @click.command("scheduler")
+@with_appcontext
 def scheduler() -> None:
     """Run rq-scheduler with the check tick registered under a stable id."""
     from monitorapp.monitoring.scheduler import run_scheduler
@@ -59,6 +63,7 @@ def scheduler() -> None:
 @click.command("dev")
 @click.option("--port", default=lambda: os.environ.get("PORT", "5000"), show_default="$PORT or 5000")
 @click.option("--host", default="127.0.0.1", show_default=True)
+@with_appcontext
 def dev(port: str, host: str) -> None:
     """Start web, worker and scheduler (and the embedded Redis) in one terminal.
 

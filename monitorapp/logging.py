@@ -139,8 +139,8 @@ def configure_logging(log_format: str = "text", level: str = "INFO") -> None:
     root.setLevel(level)
     for name in ("monitors", "monitors.audit", "monitors.performance", "monitors.checks"):
         logging.getLogger(name).setLevel(level)
-    # The worker logs every job twice at INFO; keep RQ to what matters.
-    logging.getLogger("rq.worker").setLevel(max(logging.getLevelName(level), logging.INFO))
+    # Alembic announces each of its plugins at INFO on every start.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def log_event(logger: logging.Logger, message: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -43,6 +43,33 @@ def pytest_report_header(config) -> list[str]:
     ]
 
 
+def _requirements() -> tuple[bool, bool, bool]:
+    on_postgres = (os.environ.get("DATABASE_URL") or "").startswith("postgres")
+    return (
+        on_postgres,
+        os.environ.get("MONITORAPP_REQUIRE_POSTGRES") == "1",
+        os.environ.get("MONITORAPP_REQUIRE_BROWSER") == "1",
+    )
+
+
+def pytest_runtest_setup(item) -> None:
+    """Skip PostgreSQL-only and browser tests where they cannot run — or fail them.
+
+    CI sets MONITORAPP_REQUIRE_POSTGRES=1 in its PostgreSQL run and
+    MONITORAPP_REQUIRE_BROWSER=1 in both runs, so a test that would be
+    skipped there fails instead of passing unnoticed.
+    """
+    on_postgres, require_postgres, require_browser = _requirements()
+    if item.get_closest_marker("postgres") and not on_postgres:
+        if require_postgres:
+            pytest.fail("needs PostgreSQL, but DATABASE_URL is not PostgreSQL in a run that requires it")
+        pytest.skip("needs PostgreSQL (set DATABASE_URL to run it)")
+    if item.get_closest_marker("browser") and not CHROMIUM:
+        if require_browser:
+            pytest.fail("browser test, but no chromium was found in a run that requires browser tests")
+        pytest.skip("browser tests skipped: no chromium found (apt-get install chromium)")
+
+
 def _redacted(url: str | None) -> str | None:
     if not url:
         return None
@@ -342,6 +369,8 @@ def live_server(app) -> Iterator[LiveServer]:
 @pytest.fixture(scope="session")
 def _playwright():
     if not CHROMIUM:
+        if _requirements()[2]:
+            pytest.fail("browser test, but no chromium was found in a run that requires browser tests")
         pytest.skip("browser tests skipped: no chromium found (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 

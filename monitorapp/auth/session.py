@@ -165,8 +165,8 @@ def _protect_from_csrf() -> None:
     A browser never attaches an Authorization header cross-site by itself, so a
     bearer request cannot be forged; a cookie-authenticated one can.
     """
-    if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
-        return
+    if request.method in ("GET", "HEAD", "OPTIONS", "TRACE") or request.routing_exception is not None:
+        return  # a 404/405 is answered as such, not as a CSRF failure
     if is_api_request() and token_from_header() is not None:
         return
     csrf.protect()

@@ -36,7 +36,7 @@ from monitorapp.queues import DEFAULT_QUEUE, SCHEDULER_HEARTBEAT_KEY, get_redis
 from monitorapp.tenancy import system_scope
 
 log = logging.getLogger(__name__)
-TICK_JOB_ID = "monitorapp:schedule-endpoint-checks"
+TICK_JOB_ID = "monitorapp-schedule-endpoint-checks"
 
 
 @dataclass(frozen=True)
