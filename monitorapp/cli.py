@@ -7,7 +7,6 @@ for every command.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 
 import click
@@ -70,33 +69,34 @@ def dev(port: str, host: str) -> None:
     Each line of output is prefixed with its process name; Ctrl-C, or any one
     process ending, stops all of them.
     """
-    from honcho.manager import Manager
-
+    from monitorapp.devrunner import DevRunner
     from monitorapp.queues import stop_embedded_redis
 
     env = dict(os.environ)
     env["REDIS_URL"] = current_app.config["REDIS_URL"]
     env["FLASK_APP"] = "monitorapp.cli:app_for_cli"
     env["PYTHONUNBUFFERED"] = "1"
-    flask = shlex.quote(os.path.join(os.path.dirname(sys.executable), "flask"))
-    gunicorn = shlex.quote(os.path.join(os.path.dirname(sys.executable), "gunicorn"))
-    manager = Manager()
-    manager.add_process(
+    bin_dir = os.path.dirname(sys.executable)
+    runner = DevRunner(env, cwd=str(ROOT))
+    runner.add(
         "web",
-        f"{gunicorn} wsgi:app --bind {shlex.quote(host)}:{int(port)} --workers 2 --threads 4 "
-        "--access-logfile - --graceful-timeout 5",
-        env=env,
-        cwd=str(ROOT),
+        [
+            os.path.join(bin_dir, "gunicorn"), "wsgi:app",
+            "--bind", f"{host}:{int(port)}",
+            "--workers", "2", "--threads", "4",
+            "--access-logfile", "-", "--graceful-timeout", "5",
+            "--no-control-socket",
+        ],
     )
-    manager.add_process("worker", f"{flask} worker", env=env, cwd=str(ROOT))
-    manager.add_process("scheduler", f"{flask} scheduler", env=env, cwd=str(ROOT))
+    runner.add("worker", [os.path.join(bin_dir, "flask"), "worker"])
+    runner.add("scheduler", [os.path.join(bin_dir, "flask"), "scheduler"])
     click.echo(f"monitorapp is starting at http://{host}:{port}  (Ctrl-C stops everything)")
     try:
-        manager.loop()
+        code = runner.run()
     finally:
         if current_app.config.get("EMBEDDED_REDIS"):
             stop_embedded_redis(current_app.instance_path)
-    sys.exit(manager.returncode)
+    sys.exit(code)
 
 
 def register(app: Flask) -> None:
