@@ -167,8 +167,12 @@ class Config:
 
         self.SENTRY_DSN = env_str("SENTRY_DSN")
         self.METRICS_TOKEN = env_str("METRICS_TOKEN")
+        # Benchmarks only: answer X-Query-Count with the SQL statements per request.
+        self.QUERY_COUNT_HEADER = env_bool("QUERY_COUNT_HEADER", False)
         self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_HEADERS_ENABLED = True
+        # Requests per API token (or per address without one) to /api/endpoints/.
+        self.API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600 per minute")
 
         self.ALLOWED_PRIVATE_NETWORKS = env_networks("ALLOWED_PRIVATE_NETWORKS")
         self.CHECK_TIMEOUT_SECONDS = env_float("CHECK_TIMEOUT_SECONDS", 10.0, minimum=0.1)

@@ -60,3 +60,14 @@ def test_no_template_has_inline_script_style_or_handlers():
 
 def test_responses_vary_on_hx_request(client):
     assert "HX-Request" in client.get("/").headers.get("Vary", "")
+
+
+def test_the_query_count_header_is_off_by_default(client):
+    assert "X-Query-Count" not in client.get("/health/ready/").headers
+
+
+def test_the_query_count_header_counts_sql_statements(make_app):
+    app = make_app(QUERY_COUNT_HEADER=True)
+    response = app.test_client().get("/health/ready/")
+    assert int(response.headers["X-Query-Count"]) >= 1
+    assert app.test_client().get("/health/").headers["X-Query-Count"] == "0"
