@@ -13,7 +13,7 @@ import importlib
 
 from bench.common import machine, print_table, write_results
 
-BENCHMARKS = ["scheduler"]
+BENCHMARKS = ["scheduler", "web"]
 
 
 def main() -> None:
