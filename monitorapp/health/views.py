@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitorapp.extensions import csrf, db, limiter
 from monitorapp.health import bp
 from monitorapp.metrics import RedisCollector
+from monitorapp.monitoring import stats  # noqa: F401  (the check engine's series, recorded by other processes)
 from monitorapp.queues import SCHEDULER_HEARTBEAT_KEY, get_redis
 
 

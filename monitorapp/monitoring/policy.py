@@ -133,5 +133,7 @@ def resolve_allowed(
         raise ResolutionFailed(f"{host} has no addresses")
     for address in addresses:
         if not is_allowed_address(address, allowed):
-            raise BlockedAddress(f"{host} resolves to {address}, a private or reserved address that monitors may not reach")
+            raise BlockedAddress(
+                f"{host} resolves to {address}, a private or reserved address that monitors may not reach"
+            )
     return addresses

@@ -2,20 +2,23 @@
 
 Every tick (`schedule_endpoint_checks`, registered with rq-scheduler under a
 stable id) claims due endpoints in batches with
-`SELECT … FOR UPDATE SKIP LOCKED LIMIT n`, stamps `last_enqueued_at` and the
-next due time, commits, and only then enqueues — never inside an open
-transaction. Two schedulers at once never claim the same row; memory stays
-flat because only one batch is held at a time.
+`SELECT … FOR UPDATE SKIP LOCKED`, stamps `last_enqueued_at`, commits, and
+only then enqueues — never inside an open transaction. Two schedulers at once
+never claim the same row; memory stays flat because only one batch is held
+at a time.
 
 Due times sit on a per-endpoint grid: slot k of an endpoint is
 `offset + k × interval` seconds since the epoch, where `offset` comes from the
 endpoint's id. Endpoints created in the same second therefore fire at
 different moments, and an endpoint keeps its phase forever.
 
-A claimed check that never reports (worker killed, Redis flushed) is claimed
-again after `grace_seconds`: at claim time the next due time is the earlier of
-the next slot and now + grace; when the check records its result it moves the
-due time on to the next slot (see jobs.py).
+A claim holds the endpoint: its due time moves to now + `grace_seconds()`,
+so it is not claimed again while its check (retries included) is queued or
+running. When the check records its result it moves the due time on to the
+next slot — only if `last_enqueued_at` still equals its claim, so an older
+check never reschedules a newer claim (see jobs.py). A check that never
+reports (worker killed, Redis flushed) is thus claimed again once the grace
+period has passed; nothing stays "enqueued" forever.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from rq_scheduler import Scheduler
 from sqlalchemy import or_, select, update
 
 from monitorapp.extensions import db
@@ -70,8 +74,9 @@ def grace_seconds() -> int:
 def claim_due_batch(now: datetime, limit: int) -> list[Claim]:
     """Claim up to `limit` due endpoints and commit; the rows stay locked until then."""
     query = (
-        select(Endpoint.id, Endpoint.interval_minutes, Endpoint.next_check_at)
-        .where(Endpoint.paused.is_(False), or_(Endpoint.next_check_at.is_(None), Endpoint.next_check_at <= now))
+        # `NOT paused` (not `IS false`) so PostgreSQL can use the partial index ix_endpoint_due.
+        select(Endpoint.id, Endpoint.next_check_at)
+        .where(~Endpoint.paused, or_(Endpoint.next_check_at.is_(None), Endpoint.next_check_at <= now))
         .order_by(Endpoint.next_check_at)
         .limit(limit)
         .with_for_update(skip_locked=True, of=Endpoint)
@@ -79,24 +84,29 @@ def claim_due_batch(now: datetime, limit: int) -> list[Claim]:
     )
     try:
         rows = db.session.execute(query).all()
-        if not rows:
-            db.session.commit()
-            return []
-        grace = timedelta(seconds=grace_seconds())
-        values = [
-            {
-                "id": row.id,
-                "last_enqueued_at": now,
-                "next_check_at": min(next_slot(row.id, row.interval_minutes, now), now + grace),
-            }
-            for row in rows
-        ]
-        db.session.execute(update(Endpoint).execution_options(system_scope=True), values)
+        if rows:
+            hold = now + timedelta(seconds=grace_seconds())
+            db.session.execute(
+                update(Endpoint).execution_options(system_scope=True),
+                [{"id": row.id, "last_enqueued_at": now, "next_check_at": hold} for row in rows],
+            )
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
     return [Claim(row.id, now, row.next_check_at or now) for row in rows]
+
+
+def release_claims(claims: list[Claim]) -> None:
+    """Make claimed endpoints due again at once (their checks could not be enqueued)."""
+    for claim in claims:
+        db.session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == claim.endpoint_id, Endpoint.last_enqueued_at == claim.claimed_at)
+            .values(next_check_at=claim.claimed_at)
+            .execution_options(system_scope=True)
+        )
+    db.session.commit()
 
 
 def schedule_endpoint_checks() -> int:
@@ -113,11 +123,15 @@ def schedule_endpoint_checks() -> int:
             batch = claim_due_batch(now, batch_size)
             if not batch:
                 break
-            if oldest_due is None:
-                oldest_due = min(claim.due_at for claim in batch)
-            enqueue_checks(batch)
+            oldest = min(claim.due_at for claim in batch)
+            oldest_due = oldest if oldest_due is None else min(oldest_due, oldest)
+            try:
+                enqueue_checks(batch)
+            except Exception:
+                # Redis is down: give the endpoints back rather than hold them for the grace period.
+                release_claims(batch)
+                raise
             claimed += len(batch)
-            db.session.expunge_all()
             if len(batch) < batch_size:
                 break
     duration = time.monotonic() - started
@@ -136,6 +150,7 @@ def _beat() -> None:
 
 def _record_tick(duration: float, claimed: int, lag: float) -> None:
     from monitorapp import metrics
+    from monitorapp.monitoring import stats  # noqa: F401  (declares the series)
 
     log_event(
         PERFORMANCE,
@@ -152,11 +167,9 @@ def _record_tick(duration: float, claimed: int, lag: float) -> None:
 def register_tick(scheduler) -> None:
     """Register the tick under its stable id, replacing any earlier registration."""
     interval = current_app.config["SCHEDULER_INTERVAL_SECONDS"]
-    for job in scheduler.get_jobs():
-        if job.id == TICK_JOB_ID:
-            scheduler.cancel(job)
+    scheduler.cancel(TICK_JOB_ID)
     scheduler.schedule(
-        scheduled_time=datetime.now(UTC),
+        scheduled_time=datetime.now(UTC).replace(tzinfo=None),
         func=schedule_endpoint_checks,
         interval=interval,
         repeat=None,
@@ -167,25 +180,46 @@ def register_tick(scheduler) -> None:
     )
 
 
-def run_scheduler() -> None:
-    from rq_scheduler import Scheduler
+def register_recurring_jobs(scheduler) -> None:
+    """Register the tick and the daily history job (idempotent: stable ids)."""
+    from monitorapp.monitoring.history import register_history_job
+    from monitorapp.notify.sending import register_reminder_job
 
-    interval = current_app.config["SCHEDULER_INTERVAL_SECONDS"]
-    scheduler = Scheduler(queue_name=DEFAULT_QUEUE, connection=get_redis(), interval=min(interval, 5))
     register_tick(scheduler)
-    current_app.logger.info("scheduler started: tick every %s s", interval)
+    register_history_job(scheduler)
+    register_reminder_job(scheduler)
+
+
+def recurring_jobs_missing(scheduler) -> bool:
+    from monitorapp.monitoring.history import HISTORY_JOB_ID
+    from monitorapp.notify.sending import REMINDER_JOB_ID
+
+    return any(job_id not in scheduler for job_id in (TICK_JOB_ID, HISTORY_JOB_ID, REMINDER_JOB_ID))
+
+
+class AppScheduler(Scheduler):
+    """rq-scheduler that puts the recurring jobs back whenever Redis has lost them."""
+
+    def __init__(self, app, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = app
+
+    def enqueue_jobs(self):
+        # A flushed or replaced Redis forgets the schedule; register it again before the pass.
+        with self.app.app_context():
+            if recurring_jobs_missing(self):
+                log.warning("scheduler: recurring jobs missing from Redis, registering them again")
+                register_recurring_jobs(self)
+        return super().enqueue_jobs()
+
+
+def run_scheduler() -> None:
+    app = current_app._get_current_object()
+    interval = app.config["SCHEDULER_INTERVAL_SECONDS"]
+    scheduler = AppScheduler(app, queue_name=DEFAULT_QUEUE, connection=get_redis(), interval=min(interval, 5))
+    register_recurring_jobs(scheduler)
+    app.logger.info("scheduler started: tick every %s s", interval)
     scheduler.run()
-
-
-def _declare_metrics() -> None:
-    from monitorapp import metrics
-
-    metrics.declare("monitorapp_scheduler_tick_seconds", "histogram", "Duration of one scheduler tick.")
-    metrics.declare("monitorapp_scheduler_lag_seconds", "gauge", "Now minus the oldest due time claimed by the last tick.")
-    metrics.declare("monitorapp_scheduler_claimed_total", "counter", "Endpoints claimed by the scheduler.")
-
-
-_declare_metrics()
 
 
 def stamp_first_claim(endpoint: Endpoint, now: datetime | None = None) -> Claim:
@@ -195,9 +229,7 @@ def stamp_first_claim(endpoint: Endpoint, now: datetime | None = None) -> Claim:
     """
     now = now or utcnow()
     endpoint.last_enqueued_at = now
-    endpoint.next_check_at = min(
-        next_slot(endpoint.id, endpoint.interval_minutes, now), now + timedelta(seconds=grace_seconds())
-    )
+    endpoint.next_check_at = now + timedelta(seconds=grace_seconds())
     return Claim(endpoint.id, now, now)
 
 
@@ -214,11 +246,5 @@ def enqueue_after_commit(claim: Claim) -> bool:
         return True
     except Exception as exc:
         log.warning("check not enqueued, the next scheduler tick will pick it up: %s", type(exc).__name__)
-        db.session.execute(
-            update(Endpoint)
-            .where(Endpoint.id == claim.endpoint_id, Endpoint.last_enqueued_at == claim.claimed_at)
-            .values(next_check_at=claim.claimed_at)
-            .execution_options(system_scope=True)
-        )
-        db.session.commit()
+        release_claims([claim])
         return False
