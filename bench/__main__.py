@@ -13,7 +13,7 @@ import importlib
 
 from bench.common import machine, print_table, write_results
 
-BENCHMARKS = ["scheduler", "web"]
+BENCHMARKS = ["scheduler", "throughput", "web"]
 
 
 def main() -> None:

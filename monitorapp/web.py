@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, current_app, redirect, request
+from flask import Flask, Response, current_app, has_request_context, redirect, request
 from jinja2_fragments.flask import render_block
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -120,4 +120,5 @@ def register(app: Flask) -> None:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"app_version": __version__, "is_htmx": is_htmx()}
+        # Mails render templates in workers too, where there is no request.
+        return {"app_version": __version__, "is_htmx": has_request_context() and is_htmx()}
