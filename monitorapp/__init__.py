@@ -115,6 +115,7 @@ def register_sentry(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from monitorapp.alerts import bp as alerts_bp
     from monitorapp.api import bp as api_bp
     from monitorapp.auth import bp as auth_bp
     from monitorapp.dashboard import bp as dashboard_bp
@@ -124,6 +125,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(api_bp, url_prefix="/api")
+    app.register_blueprint(alerts_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -72,6 +72,30 @@ def env_int_list(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     return numbers
 
 
+ACCOUNT_RATE_LIMITS = (
+    "RATELIMIT_LOGIN_IP",
+    "RATELIMIT_LOGIN_ACCOUNT",
+    "RATELIMIT_REGISTER",
+    "RATELIMIT_PASSWORD_RESET",
+    "RATELIMIT_VERIFY_RESEND",
+    "RATELIMIT_INVITE",
+)
+
+
+def env_rate_limit(name: str) -> str | None:
+    """A Flask-Limiter limit such as `5 per minute;20 per hour`, checked at start-up."""
+    value = env_str(name)
+    if value is None:
+        return None
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a rate limit such as '5 per minute;20 per hour', got {value!r}") from None
+    return value
+
+
 def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
@@ -171,8 +195,11 @@ class Config:
         self.QUERY_COUNT_HEADER = env_bool("QUERY_COUNT_HEADER", False)
         self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_HEADERS_ENABLED = True
+        # Accounts' limits (docs/accounts.md); unset keeps the default in auth/views.py.
+        for name in ACCOUNT_RATE_LIMITS:
+            setattr(self, name, env_rate_limit(name))
         # Requests per API token (or per address without one) to /api/endpoints/.
-        self.API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600 per minute")
+        self.API_RATE_LIMIT = env_rate_limit("API_RATE_LIMIT") or "600 per minute"
 
         self.ALLOWED_PRIVATE_NETWORKS = env_networks("ALLOWED_PRIVATE_NETWORKS")
         self.CHECK_TIMEOUT_SECONDS = env_float("CHECK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
@@ -182,10 +209,16 @@ class Config:
         self.CHECK_RETRY_INTERVALS = env_int_list("CHECK_RETRY_INTERVALS", (10, 30, 60))
         self.CHECK_RETENTION_DAYS = env_int("CHECK_RETENTION_DAYS", 30, minimum=1)
         self.ROLLUP_RETENTION_DAYS = env_int("ROLLUP_RETENTION_DAYS", 365, minimum=1)
+        # Notification channels (notify/): the key for their encrypted targets (derived from
+        # SECRET_KEY when unset), the send timeout and the retry backoff of a failed send.
+        self.NOTIFY_ENCRYPTION_KEY = env_str("NOTIFY_ENCRYPTION_KEY")
+        self.NOTIFY_TIMEOUT_SECONDS = env_float("NOTIFY_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+        self.NOTIFY_RETRY_INTERVALS = env_int_list("NOTIFY_RETRY_INTERVALS", (10, 60, 300))
         self.SCHEDULER_INTERVAL_SECONDS = env_int("SCHEDULER_INTERVAL_SECONDS", 30, minimum=1)
         self.SCHEDULER_BATCH_SIZE = env_int("SCHEDULER_BATCH_SIZE", 500, minimum=1)
         self.SCHEDULER_HEARTBEAT_MAX_AGE = env_int("SCHEDULER_HEARTBEAT_MAX_AGE", 120, minimum=1)
-        self.CHECK_THREADS = env_int("CHECK_THREADS", 32, minimum=1, maximum=512)
+        # Checks in flight per worker process (threads mostly wait on sockets; see docs/checks.md).
+        self.CHECK_THREADS = env_int("CHECK_THREADS", 200, minimum=1, maximum=512)
         self.USER_AGENT = f"monitorapp/{__version__} (+https://github.com/monitorapp/monitorapp)"
         self.LOG_FORMAT = env_str("LOG_FORMAT", "json" if self.MODE == "production" else "text")
         self.LOG_LEVEL = (env_str("LOG_LEVEL", "INFO") or "INFO").upper()

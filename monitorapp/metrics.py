@@ -97,16 +97,25 @@ def set_gauge(name: str, value: float, **labels: str) -> None:
 
 
 def observe(name: str, value: float, **labels: str) -> None:
+    observe_many(name, [value], **labels)
+
+
+def observe_many(name: str, values: Iterable[float], **labels: str) -> None:
+    """Observe several values in one round trip (the check recorder's batches)."""
     series = SERIES[name]
     key = _label_key(series, labels)
+    values = list(values)
+    if not values:
+        return
+    buckets = {bound: sum(1 for value in values if value <= bound) for bound in series.buckets}
 
     def action(r: redis.Redis) -> None:
         pipe = r.pipeline(transaction=False)
-        for bound in series.buckets:
-            if value <= bound:
-                pipe.hincrby(f"{PREFIX}{name}:bucket:{bound}", key, 1)
-        pipe.hincrby(f"{PREFIX}{name}:count", key, 1)
-        pipe.hincrbyfloat(f"{PREFIX}{name}:sum", key, value)
+        for bound, count in buckets.items():
+            if count:
+                pipe.hincrby(f"{PREFIX}{name}:bucket:{bound}", key, count)
+        pipe.hincrby(f"{PREFIX}{name}:count", key, len(values))
+        pipe.hincrbyfloat(f"{PREFIX}{name}:sum", key, sum(values))
         pipe.execute()
 
     _write(action)

@@ -236,6 +236,13 @@ class Endpoint(TenantScoped, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    # Alerting (monitoring/incidents.py): down after `failure_threshold` failed checks in a
+    # row, up again after `recovery_threshold` successes; the streaks count towards them.
+    failure_threshold: Mapped[int] = mapped_column(Integer, nullable=False, default=2, server_default="2")
+    recovery_threshold: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
+    consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    consecutive_successes: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first failed check of the streak
 
     tenant: Mapped[Tenant] = relationship()
 
@@ -253,7 +260,15 @@ class CheckResult(TenantScoped, db.Model):
 
     __tablename__ = "check_result"
     __table_args__ = (
-        Index("ix_check_result_endpoint_checked", "endpoint_id", "checked_at"),
+        # The endpoint page (latest checks) and uptime over a window; on PostgreSQL the
+        # index alone answers uptime and latency questions (an index-only scan).
+        Index(
+            "ix_check_result_endpoint_checked",
+            "endpoint_id",
+            "checked_at",
+            postgresql_include=["ok", "latency_ms"],
+        ),
+        # Retention: the daily prune deletes the oldest rows.
         Index("ix_check_result_checked", "checked_at"),
     )
 
@@ -281,6 +296,11 @@ class CheckRollup(TenantScoped, db.Model):
     avg_latency_ms: Mapped[float | None] = mapped_column(Float)
     p95_latency_ms: Mapped[float | None] = mapped_column(Float)
 
+    @property
+    def uptime_percent(self) -> float:
+        """The share of the day the endpoint was up (see monitoring/history.py)."""
+        return 100.0 * (1 - min(self.downtime_seconds or 0, 86400) / 86400)
+
 
 __all__ = [
     "ApiToken",
@@ -296,3 +316,105 @@ __all__ = [
     "TokenScope",
     "User",
 ]
+
+
+# -- alerting: incidents and notification channels (issue 6) -------------------
+
+
+class Incident(TenantScoped, db.Model):
+    """An endpoint's time down: opened and resolved by monitoring/incidents.py."""
+
+    __tablename__ = "incident"
+    __table_args__ = (
+        # The last line of defence against two workers opening two incidents at once.
+        Index(
+            "uq_incident_open_endpoint",
+            "endpoint_id",
+            unique=True,
+            postgresql_where=text("resolved_at IS NULL"),
+            sqlite_where=text("resolved_at IS NULL"),
+        ),
+        Index("ix_incident_endpoint_started", "endpoint_id", "started_at"),
+        Index("ix_incident_tenant_started", "tenant_id", "started_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_error: Mapped[str | None] = mapped_column(String(255))
+    failed_checks: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    last_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    endpoint: Mapped[Endpoint] = relationship()
+    acknowledged_by: Mapped[User | None] = relationship()
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+    @property
+    def duration(self) -> timedelta:
+        """How long the endpoint was (or has been, while open) down."""
+        return (self.resolved_at or utcnow()) - self.started_at
+
+
+class NotificationChannel(TenantScoped, db.Model):
+    """Where a team's alerts go: an email list, an Apprise URL or a webhook (see notify/)."""
+
+    __tablename__ = "notification_channel"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    # The URL with its tokens, Fernet-encrypted (notify/secrets.py); never shown again in full.
+    target_encrypted: Mapped[str | None] = mapped_column(db.Text)
+    target_hint: Mapped[str] = mapped_column(String(120), nullable=False, default="")
+    # Email channels: the ids (as strings) of the team members who receive the mail.
+    email_recipients: Mapped[list] = mapped_column(db.JSON, nullable=False, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    all_endpoints: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # While an incident stays open and unacknowledged, remind every N hours (0: never).
+    reminder_hours: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failing: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class ChannelEndpoint(TenantScoped, db.Model):
+    """An endpoint a channel covers, for channels that do not cover all of them."""
+
+    __tablename__ = "channel_endpoint"
+
+    channel_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("notification_channel.id", ondelete="CASCADE"), primary_key=True
+    )
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"), primary_key=True)
+
+
+class NotificationDelivery(TenantScoped, db.Model):
+    """One event sent (or being sent) to one channel: the idempotency record."""
+
+    __tablename__ = "notification_delivery"
+    __table_args__ = (UniqueConstraint("channel_id", "event_key"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    channel_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("notification_channel.id", ondelete="CASCADE"), nullable=False
+    )
+    event_key: Mapped[str] = mapped_column(String(120), nullable=False)
+    incident_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"), index=True)
+    # The rendered notification (notify.Notification as a dict), fixed when the event happened.
+    payload: Mapped[dict] = mapped_column(db.JSON, nullable=False, default=dict)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+__all__ += ["ChannelEndpoint", "Incident", "NotificationChannel", "NotificationDelivery"]

@@ -448,3 +448,37 @@ def browser_login(live_server):
         page.wait_for_url(lambda url: "/login" not in url)
 
     return do_login
+
+
+# -- endpoints ------------------------------------------------------------------
+
+
+def add_endpoints(team_id: uuid.UUID, count: int, prefix: str = "svc", **fields) -> list:
+    """Insert `count` endpoints for a team straight into the database, oldest first.
+
+    Names and URLs are `<prefix>-000`, `<prefix>-001`, …; each is one second
+    newer than the one before, so newest-first order is the reverse.
+    """
+    from datetime import timedelta
+
+    from monitorapp.models import Endpoint
+    from monitorapp.tenancy import tenant_scope
+
+    start = utcnow() - timedelta(days=1)
+    with tenant_scope(team_id):
+        rows = [
+            Endpoint(
+                id=uuid.uuid4(),
+                tenant_id=team_id,
+                name=f"{prefix}-{number:03d}",
+                url=f"https://{prefix}-{number:03d}.example.com/",
+                created_at=start + timedelta(seconds=number),
+                **fields,
+            )
+            for number in range(count)
+        ]
+        db.session.add_all(rows)
+        db.session.commit()
+        ids = [row.id for row in rows]
+    db.session.expunge_all()
+    return ids

@@ -35,6 +35,7 @@ PUBLIC = {
     "auth.forgot_password",
     "auth.reset_password",
     "auth.verify_email",
+    "auth.confirm_email_change",
     "auth.invitation",
     "auth.join",
     "auth.accept_invitation",
@@ -46,6 +47,7 @@ PUBLIC = {
 PERSONAL = {
     "auth.account",
     "auth.change_password",
+    "auth.change_email",
     "auth.create_token",
     "auth.revoke_token",
     "auth.rotate_token",

@@ -18,10 +18,10 @@ from sqlalchemy import select
 
 from monitorapp.extensions import csrf, db, login_manager
 from monitorapp.models import ApiToken, Membership, User, utcnow
-from monitorapp.tenancy import set_current_tenant
+from monitorapp.tenancy import set_current_tenant, system_scope
 from monitorapp.web import htmx_redirect, is_htmx
 
-TOKEN_PREFIX = "mon_"
+TOKEN_PREFIX = "mon_"  # noqa: S105 (a marker, not a secret)
 SESSION_TENANT_KEY = "tenant_id"
 
 
@@ -80,11 +80,9 @@ def authenticate_bearer() -> ApiToken | None:
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         # Written at most once a minute so a busy client does not write on every call.
-        token.last_used_at = now
-        db.session.execute(
-            ApiToken.__table__.update().where(ApiToken.id == token.id).values(last_used_at=now)
-        )
-        db.session.commit()
+        with system_scope():  # no team is current yet; the token names its own
+            token.last_used_at = now
+            db.session.commit()
     g.api_token = token
     g.membership = membership
     return token
@@ -169,4 +167,6 @@ def _protect_from_csrf() -> None:
         return  # a 404/405 is answered as such, not as a CSRF failure
     if is_api_request() and token_from_header() is not None:
         return
+    if is_api_request() and not current_user.is_authenticated:
+        return  # nothing to forge without a session: the view answers 401 with WWW-Authenticate
     csrf.protect()

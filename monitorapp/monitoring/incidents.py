@@ -40,21 +40,69 @@ class Event:
         return f"{self.kind}:{self.incident_id}"
 
 
-def apply_check_result(endpoint: Endpoint, *, ok: bool, error: str | None, checked_at: datetime) -> list[Event]:
+class OpenIncidents:
+    """The open incidents of a batch of endpoints, loaded in one query.
+
+    The check recorder handles a few hundred checks per transaction; asking
+    for each endpoint's open incident separately cost one query per check
+    (the check-throughput benchmark, bench/throughput.py).
+    """
+
+    def __init__(self, endpoint_ids: list[uuid.UUID]) -> None:
+        rows = db.session.scalars(
+            select(Incident)
+            .where(Incident.endpoint_id.in_(endpoint_ids), Incident.resolved_at.is_(None))
+            .execution_options(system_scope=True)
+        )
+        self._open = {incident.endpoint_id: incident for incident in rows}
+
+    def get(self, endpoint_id: uuid.UUID) -> Incident | None:
+        return self._open.get(endpoint_id)
+
+    def opened(self, incident: Incident) -> None:
+        self._open[incident.endpoint_id] = incident
+
+    def resolved(self, incident: Incident) -> None:
+        self._open.pop(incident.endpoint_id, None)
+
+
+class _QueryEachTime:
+    """Open incidents looked up one endpoint at a time (a single check)."""
+
+    def get(self, endpoint_id: uuid.UUID) -> Incident | None:
+        return open_incident(endpoint_id)
+
+    def opened(self, incident: Incident) -> None:
+        pass
+
+    def resolved(self, incident: Incident) -> None:
+        pass
+
+
+def apply_check_result(
+    endpoint: Endpoint,
+    *,
+    ok: bool,
+    error: str | None,
+    checked_at: datetime,
+    incidents: OpenIncidents | None = None,
+) -> list[Event]:
     """Count one check towards the endpoint's streaks; open or resolve its incident.
 
     `endpoint` must be locked by the caller's transaction. Updates the
     endpoint's status and streak counters in the session (not `updated_at`:
     a check is not an edit) and returns the events to notify after commit.
+    Pass `incidents` (loaded once for a batch) to save a query per check.
     """
     # Keep the endpoint's `updated_at` as it is when the session flushes these changes.
     endpoint.updated_at = Endpoint.updated_at
+    lookup = incidents if incidents is not None else _QueryEachTime()
     if ok:
-        return _count_success(endpoint, checked_at)
-    return _count_failure(endpoint, error, checked_at)
+        return _count_success(endpoint, checked_at, lookup)
+    return _count_failure(endpoint, error, checked_at, lookup)
 
 
-def _count_success(endpoint: Endpoint, checked_at: datetime) -> list[Event]:
+def _count_success(endpoint: Endpoint, checked_at: datetime, incidents) -> list[Event]:
     endpoint.consecutive_failures = 0
     endpoint.failing_since = None
     endpoint.consecutive_successes = (endpoint.consecutive_successes or 0) + 1
@@ -63,20 +111,21 @@ def _count_success(endpoint: Endpoint, checked_at: datetime) -> list[Event]:
     if endpoint.status == EndpointStatus.DOWN.value:
         if endpoint.consecutive_successes < endpoint.recovery_threshold:
             return []
-        incident = open_incident(endpoint.id)
+        incident = incidents.get(endpoint.id)
     else:
         # Pending or paused: a resume or a new URL reset the status, maybe mid-incident.
-        incident = open_incident(endpoint.id)
+        incident = incidents.get(endpoint.id)
         if incident is not None and endpoint.consecutive_successes < endpoint.recovery_threshold:
             return []
     endpoint.status = EndpointStatus.UP.value
     if incident is None:
         return []
     incident.resolved_at = checked_at
+    incidents.resolved(incident)
     return [Event(RESOLVED, incident.id, endpoint.id, endpoint.tenant_id, checked_at)]
 
 
-def _count_failure(endpoint: Endpoint, error: str | None, checked_at: datetime) -> list[Event]:
+def _count_failure(endpoint: Endpoint, error: str | None, checked_at: datetime, incidents) -> list[Event]:
     endpoint.consecutive_successes = 0
     endpoint.consecutive_failures = (endpoint.consecutive_failures or 0) + 1
     if endpoint.failing_since is None:
@@ -84,7 +133,7 @@ def _count_failure(endpoint: Endpoint, error: str | None, checked_at: datetime) 
     if endpoint.status != EndpointStatus.DOWN.value and endpoint.consecutive_failures < endpoint.failure_threshold:
         return []
     endpoint.status = EndpointStatus.DOWN.value
-    incident = open_incident(endpoint.id)
+    incident = incidents.get(endpoint.id)
     if incident is not None:
         # Still the same outage (also across a pause or an edit that reset the status).
         incident.failed_checks += 1
@@ -98,6 +147,7 @@ def _count_failure(endpoint: Endpoint, error: str | None, checked_at: datetime) 
         failed_checks=endpoint.consecutive_failures,
     )
     db.session.add(incident)
+    incidents.opened(incident)
     return [Event(OPENED, incident.id, endpoint.id, endpoint.tenant_id, checked_at)]
 
 

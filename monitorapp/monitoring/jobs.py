@@ -39,7 +39,7 @@ from monitorapp.extensions import db
 from monitorapp.logging import AUDIT, CHECKS, log_event, redact_url
 from monitorapp.models import CheckResult, Endpoint, UTCDateTime, utcnow
 from monitorapp.monitoring import stats  # noqa: F401  (declares the series recorded here)
-from monitorapp.monitoring.incidents import apply_check_result
+from monitorapp.monitoring.incidents import OpenIncidents, apply_check_result
 from monitorapp.monitoring.probe import ProbeResult, ProbeSettings, probe
 from monitorapp.monitoring.scheduler import Claim, next_slot
 from monitorapp.notify.sending import enqueue_notifications, notify_check_failed
@@ -205,28 +205,34 @@ def record_results(outcomes: Sequence[Outcome]) -> list[Outcome]:
             live = {row.id: row for row in rows}
             recorded = [outcome for outcome in outcomes if outcome.target.endpoint_id in live]
             # Streaks, status and incidents (monitoring/incidents.py), on the locked rows.
+            incidents = OpenIncidents(list(live))
             events = []
-            statuses = []
-            for o in recorded:
-                endpoint = live[o.target.endpoint_id]
-                events += apply_check_result(endpoint, ok=o.result.ok, error=o.result.message, checked_at=o.checked_at)
-                statuses.append(endpoint.status)
+            with db.session.no_autoflush:
+                for o in recorded:
+                    events += apply_check_result(
+                        live[o.target.endpoint_id],
+                        ok=o.result.ok,
+                        error=o.result.message,
+                        checked_at=o.checked_at,
+                        incidents=incidents,
+                    )
             if recorded:
+                # The endpoints' new state goes out in the one batched UPDATE below, so the
+                # session must not flush them row by row as well (bench/throughput.py).
+                states = {endpoint_id: _state(endpoint) for endpoint_id, endpoint in live.items()}
+                for endpoint in live.values():
+                    db.session.expunge(endpoint)
                 db.session.execute(insert(CheckResult), [_result_row(outcome) for outcome in recorded])
                 db.session.execute(
                     _ENDPOINT_UPDATE,
-                    [
-                        _endpoint_row(outcome, status, live[outcome.target.endpoint_id].interval_minutes)
-                        for outcome, status in zip(recorded, statuses, strict=True)
-                    ],
+                    [_endpoint_row(outcome, states[outcome.target.endpoint_id]) for outcome in recorded],
                 )
             db.session.commit()
         except Exception:
             db.session.rollback()
             raise
     enqueue_notifications(events)
-    for outcome in recorded:
-        _report(outcome)
+    _report_all(recorded)
     return recorded
 
 
@@ -240,6 +246,9 @@ _ENDPOINT_UPDATE = (
         last_latency_ms=bindparam("b_latency_ms"),
         last_checked_at=bindparam("b_checked_at", type_=UTCDateTime()),
         last_error=bindparam("b_error"),
+        consecutive_failures=bindparam("b_consecutive_failures"),
+        consecutive_successes=bindparam("b_consecutive_successes"),
+        failing_since=bindparam("b_failing_since", type_=UTCDateTime()),
         updated_at=_endpoints.c.updated_at,  # a check is not an edit
         # Only the check of the current claim moves the schedule on (see scheduler.py).
         next_check_at=case(
@@ -269,11 +278,26 @@ def _result_row(outcome: Outcome) -> dict:
     }
 
 
-def _endpoint_row(outcome: Outcome, status: str, interval_minutes: int) -> dict:
+def _state(endpoint: Endpoint) -> dict:
+    """The endpoint's state after `apply_check_result`, for the batched UPDATE."""
+    return {
+        "b_status": endpoint.status,
+        "b_consecutive_failures": endpoint.consecutive_failures,
+        "b_consecutive_successes": endpoint.consecutive_successes,
+        "b_failing_since": endpoint.failing_since,
+        "interval_minutes": endpoint.interval_minutes,
+    }
+
+
+def _endpoint_row(outcome: Outcome, state: dict) -> dict:
     result = outcome.result
+    interval_minutes = state["interval_minutes"]
     return {
         "b_id": outcome.target.endpoint_id,
-        "b_status": status,
+        "b_status": state["b_status"],
+        "b_consecutive_failures": state["b_consecutive_failures"],
+        "b_consecutive_successes": state["b_consecutive_successes"],
+        "b_failing_since": state["b_failing_since"],
         "b_status_code": result.status_code,
         "b_latency_ms": result.latency_ms,
         "b_checked_at": outcome.checked_at,
@@ -284,11 +308,28 @@ def _endpoint_row(outcome: Outcome, status: str, interval_minutes: int) -> dict:
 
 
 def _report(outcome: Outcome, retry: bool = False) -> None:
-    """One `monitors.checks` line and the check metrics, per check run.
+    _report_all([outcome], retry)
 
-    `status` is what this check found (up, down, or retry for a try RQ will
-    repeat); the endpoint's own status also depends on its thresholds.
+
+def _report_all(outcomes: Sequence[Outcome], retry: bool = False) -> None:
+    """One `monitors.checks` line per check run, and the check metrics for all of them.
+
+    `status` is what a check found (up, down, or retry for a try RQ will
+    repeat); the endpoint's own status also depends on its thresholds. The
+    metrics go to Redis once per batch, not once per check (bench/throughput.py).
     """
+    durations: dict[str, list[float]] = defaultdict(list)
+    for outcome in outcomes:
+        status = _log_check(outcome, retry)
+        durations[status].append(outcome.result.latency_ms / 1000)
+    for status, values in durations.items():
+        metrics.inc("monitorapp_checks_total", len(values), result=status)
+    metrics.observe_many(
+        "monitorapp_check_duration_seconds", [value for values in durations.values() for value in values]
+    )
+
+
+def _log_check(outcome: Outcome, retry: bool) -> str:
     result = outcome.result
     status = "retry" if retry else ("up" if result.ok else "down")
     log_event(
@@ -303,8 +344,7 @@ def _report(outcome: Outcome, retry: bool = False) -> None:
         attempt=outcome.attempt,
         error_kind=result.error_kind,
     )
-    metrics.inc("monitorapp_checks_total", result=status)
-    metrics.observe("monitorapp_check_duration_seconds", result.latency_ms / 1000)
+    return status
 
 
 # -- helpers ------------------------------------------------------------------
@@ -353,8 +393,7 @@ def _schedule_retry(failed: list[Outcome], attempt: int, delay: int) -> None:
     except Exception as exc:  # the claims' grace period brings these endpoints back
         log.warning("retry of %d failed checks not enqueued: %s", len(failed), type(exc).__name__)
         return
-    for outcome in failed:
-        _report(outcome, retry=True)
+    _report_all(failed, retry=True)
 
 
 def _dead_letter(outcome: Outcome) -> None:
