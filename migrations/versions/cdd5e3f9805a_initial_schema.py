@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 0398f8349126
+Revision ID: cdd5e3f9805a
 Revises: 
-Create Date: 2026-11-27 05:38:38.955931
+Create Date: 2026-11-27 06:29:22.670065
 
 """
 from alembic import op
@@ -11,7 +11,7 @@ import monitorapp.models
 
 
 # revision identifiers, used by Alembic.
-revision = '0398f8349126'
+revision = 'cdd5e3f9805a'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -90,6 +90,11 @@ def upgrade():
     sa.Column('created_at', monitorapp.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', monitorapp.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_by_id', sa.Uuid(), nullable=True),
+    sa.Column('failure_threshold', sa.Integer(), server_default='2', nullable=False),
+    sa.Column('recovery_threshold', sa.Integer(), server_default='1', nullable=False),
+    sa.Column('consecutive_failures', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('consecutive_successes', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('failing_since', monitorapp.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.CheckConstraint('interval_minutes >= 1 AND interval_minutes <= 1440', name=op.f('ck_endpoint_interval_range')),
     sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'], name=op.f('fk_endpoint_created_by_id_user_account'), ondelete='SET NULL'),
@@ -136,6 +141,40 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_membership_tenant_id'), ['tenant_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_membership_user_id'), ['user_id'], unique=False)
 
+    op.create_table('notification_channel',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('target_encrypted', sa.Text(), nullable=True),
+    sa.Column('target_hint', sa.String(length=120), nullable=False),
+    sa.Column('email_recipients', sa.JSON(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('all_endpoints', sa.Boolean(), nullable=False),
+    sa.Column('reminder_hours', sa.Integer(), nullable=False),
+    sa.Column('created_at', monitorapp.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_success_at', monitorapp.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.String(length=255), nullable=True),
+    sa.Column('last_error_at', monitorapp.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('failing', sa.Boolean(), nullable=False),
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_notification_channel_tenant_id_tenant'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notification_channel'))
+    )
+    with op.batch_alter_table('notification_channel', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notification_channel_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('channel_endpoint',
+    sa.Column('channel_id', sa.Uuid(), nullable=False),
+    sa.Column('endpoint_id', sa.Uuid(), nullable=False),
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['channel_id'], ['notification_channel.id'], name=op.f('fk_channel_endpoint_channel_id_notification_channel'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['endpoint_id'], ['endpoint.id'], name=op.f('fk_channel_endpoint_endpoint_id_endpoint'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_channel_endpoint_tenant_id_tenant'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('channel_id', 'endpoint_id', name=op.f('pk_channel_endpoint'))
+    )
+    with op.batch_alter_table('channel_endpoint', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_channel_endpoint_tenant_id'), ['tenant_id'], unique=False)
+
     op.create_table('check_result',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('endpoint_id', sa.Uuid(), nullable=False),
@@ -153,7 +192,7 @@ def upgrade():
     )
     with op.batch_alter_table('check_result', schema=None) as batch_op:
         batch_op.create_index('ix_check_result_checked', ['checked_at'], unique=False)
-        batch_op.create_index('ix_check_result_endpoint_checked', ['endpoint_id', 'checked_at'], unique=False)
+        batch_op.create_index('ix_check_result_endpoint_checked', ['endpoint_id', 'checked_at'], unique=False, postgresql_include=['ok', 'latency_ms'])
         batch_op.create_index(batch_op.f('ix_check_result_tenant_id'), ['tenant_id'], unique=False)
 
     op.create_table('check_rollup',
@@ -172,21 +211,85 @@ def upgrade():
     with op.batch_alter_table('check_rollup', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_check_rollup_tenant_id'), ['tenant_id'], unique=False)
 
+    op.create_table('incident',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('endpoint_id', sa.Uuid(), nullable=False),
+    sa.Column('started_at', monitorapp.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', monitorapp.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_error', sa.String(length=255), nullable=True),
+    sa.Column('failed_checks', sa.Integer(), nullable=False),
+    sa.Column('acknowledged_at', monitorapp.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('acknowledged_by_id', sa.Uuid(), nullable=True),
+    sa.Column('last_reminder_at', monitorapp.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['acknowledged_by_id'], ['user_account.id'], name=op.f('fk_incident_acknowledged_by_id_user_account'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['endpoint_id'], ['endpoint.id'], name=op.f('fk_incident_endpoint_id_endpoint'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_incident_tenant_id_tenant'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_incident'))
+    )
+    with op.batch_alter_table('incident', schema=None) as batch_op:
+        batch_op.create_index('ix_incident_endpoint_started', ['endpoint_id', 'started_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_incident_tenant_id'), ['tenant_id'], unique=False)
+        batch_op.create_index('ix_incident_tenant_started', ['tenant_id', 'started_at'], unique=False)
+        batch_op.create_index('uq_incident_open_endpoint', ['endpoint_id'], unique=True, postgresql_where=sa.text('resolved_at IS NULL'), sqlite_where=sa.text('resolved_at IS NULL'))
+
+    op.create_table('notification_delivery',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('channel_id', sa.Uuid(), nullable=False),
+    sa.Column('event_key', sa.String(length=120), nullable=False),
+    sa.Column('incident_id', sa.Uuid(), nullable=True),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.String(length=255), nullable=True),
+    sa.Column('created_at', monitorapp.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', monitorapp.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['channel_id'], ['notification_channel.id'], name=op.f('fk_notification_delivery_channel_id_notification_channel'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['incident_id'], ['incident.id'], name=op.f('fk_notification_delivery_incident_id_incident'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_notification_delivery_tenant_id_tenant'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notification_delivery')),
+    sa.UniqueConstraint('channel_id', 'event_key', name=op.f('uq_notification_delivery_channel_id_event_key'))
+    )
+    with op.batch_alter_table('notification_delivery', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notification_delivery_incident_id'), ['incident_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_notification_delivery_tenant_id'), ['tenant_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('notification_delivery', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notification_delivery_tenant_id'))
+        batch_op.drop_index(batch_op.f('ix_notification_delivery_incident_id'))
+
+    op.drop_table('notification_delivery')
+    with op.batch_alter_table('incident', schema=None) as batch_op:
+        batch_op.drop_index('uq_incident_open_endpoint', postgresql_where=sa.text('resolved_at IS NULL'), sqlite_where=sa.text('resolved_at IS NULL'))
+        batch_op.drop_index('ix_incident_tenant_started')
+        batch_op.drop_index(batch_op.f('ix_incident_tenant_id'))
+        batch_op.drop_index('ix_incident_endpoint_started')
+
+    op.drop_table('incident')
     with op.batch_alter_table('check_rollup', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_check_rollup_tenant_id'))
 
     op.drop_table('check_rollup')
     with op.batch_alter_table('check_result', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_check_result_tenant_id'))
-        batch_op.drop_index('ix_check_result_endpoint_checked')
+        batch_op.drop_index('ix_check_result_endpoint_checked', postgresql_include=['ok', 'latency_ms'])
         batch_op.drop_index('ix_check_result_checked')
 
     op.drop_table('check_result')
+    with op.batch_alter_table('channel_endpoint', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_channel_endpoint_tenant_id'))
+
+    op.drop_table('channel_endpoint')
+    with op.batch_alter_table('notification_channel', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notification_channel_tenant_id'))
+
+    op.drop_table('notification_channel')
     with op.batch_alter_table('membership', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_membership_user_id'))
         batch_op.drop_index(batch_op.f('ix_membership_tenant_id'))
