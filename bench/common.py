@@ -91,11 +91,10 @@ def connect() -> psycopg.Connection:
 
 def copy_rows(connection: psycopg.Connection, table: str, columns: list[str], rows: Iterable[tuple]) -> int:
     count = 0
-    with connection.cursor() as cursor:
-        with cursor.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row(row)
-                count += 1
+    with connection.cursor() as cursor, cursor.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(row)
+            count += 1
     return count
 
 

@@ -8,6 +8,7 @@ least work any scheduler must do for the same rows: one bare
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -16,7 +17,18 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from bench.common import ROOT, Figure, Timer, bench_env, connect, median, redis_url, reset_database, seed_endpoints, seed_teams
+from bench.common import (
+    ROOT,
+    Figure,
+    Timer,
+    bench_env,
+    connect,
+    median,
+    redis_url,
+    reset_database,
+    seed_endpoints,
+    seed_teams,
+)
 
 TEAMS = 100
 RUNS = 3
@@ -91,10 +103,8 @@ def enqueued_endpoint_ids() -> list[str]:
             for item in value.values():
                 collect(item)
         elif isinstance(value, (str, uuid.UUID)):
-            try:
+            with contextlib.suppress(ValueError):
                 ids.append(str(uuid.UUID(str(value))))
-            except ValueError:
-                pass
         elif hasattr(value, "endpoint_id"):
             ids.append(str(value.endpoint_id))
 

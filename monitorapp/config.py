@@ -15,7 +15,7 @@ from pathlib import Path
 
 from monitorapp import __version__
 
-DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"
+DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 (refused in production)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 

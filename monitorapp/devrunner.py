@@ -13,6 +13,7 @@ not stop the others.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -61,10 +62,8 @@ class DevRunner:
     def _signal_all(self, signum: int) -> None:
         for child in self.children:
             if child.process is not None and child.process.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(child.process.pid, signum)
-                except ProcessLookupError:
-                    pass
 
     def _on_signal(self, signum, frame) -> None:
         self._stopping.set()
@@ -114,10 +113,8 @@ class DevRunner:
         for child in self.children:
             if child.process is None:
                 continue
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             child.process.wait()
             if child.reader is not None:
                 child.reader.join(timeout=2)

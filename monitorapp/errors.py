@@ -70,7 +70,9 @@ def _handle_http(exc: HTTPException):
     code = exc.code or 500
     if code >= 500:
         return _handle_unexpected(exc)
-    headers = {name: value for name, value in exc.get_headers() if name.lower() not in ("content-type", "content-length")}
+    headers = {
+        name: value for name, value in exc.get_headers() if name.lower() not in ("content-type", "content-length")
+    }
     # Our own aborts may carry a user-facing description; Werkzeug's defaults are replaced by ours.
     description = exc.description if getattr(exc, "_monitorapp_message", False) else None
     return error_response(code, description, headers)

@@ -34,7 +34,10 @@ _PAIR = re.compile(
     r"""(?P<sep>\s*[:=]\s*)(?P<quote>["']?)(?P<value>[^"'\s&,;}]+)""",
     re.IGNORECASE,
 )
-_HEADER = re.compile(r"(?P<name>\b(?:authorization|proxy-authorization|cookie|set-cookie)\b\s*[:=]\s*)(?P<value>[^\r\n]+)", re.IGNORECASE)
+_HEADER = re.compile(
+    r"(?P<name>\b(?:authorization|proxy-authorization|cookie|set-cookie)\b\s*[:=]\s*)(?P<value>[^\r\n]+)",
+    re.IGNORECASE,
+)
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE)
 

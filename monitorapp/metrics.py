@@ -38,7 +38,9 @@ class Series:
 SERIES: dict[str, Series] = {}
 
 
-def declare(name: str, kind: str, help: str, labels: Iterable[str] = (), buckets: Iterable[float] = DEFAULT_BUCKETS) -> Series:
+def declare(
+    name: str, kind: str, help: str, labels: Iterable[str] = (), buckets: Iterable[float] = DEFAULT_BUCKETS
+) -> Series:
     series = Series(name, kind, help, tuple(labels), tuple(buckets))
     SERIES[name] = series
     return series

@@ -61,7 +61,7 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     OWNER = "owner"
     MEMBER = "member"
     VIEWER = "viewer"
@@ -75,14 +75,14 @@ class Role(str, enum.Enum):
         return self is Role.OWNER
 
 
-class EndpointStatus(str, enum.Enum):
+class EndpointStatus(enum.StrEnum):
     PENDING = "pending"
     UP = "up"
     DOWN = "down"
     PAUSED = "paused"
 
 
-class TokenScope(str, enum.Enum):
+class TokenScope(enum.StrEnum):
     READ = "read"
     WRITE = "write"
 
@@ -133,7 +133,9 @@ class Membership(TenantScoped, db.Model):
     __table_args__ = (UniqueConstraint("tenant_id", "user_id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     role: Mapped[str] = mapped_column(String(16), nullable=False, default=Role.MEMBER.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
@@ -164,7 +166,9 @@ class ApiToken(TenantScoped, db.Model):
     __tablename__ = "api_token"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     prefix: Mapped[str] = mapped_column(String(16), nullable=False)
     token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)

@@ -7,6 +7,7 @@ Unix socket under the instance folder, and every process of the app shares it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -86,10 +87,8 @@ def stop_embedded_redis(instance_path: str) -> None:
     """Shut the embedded server down (the dev runner calls this on exit)."""
     directory = Path(instance_path) / "redis"
     url = f"unix://{_socket_path(directory)}"
-    try:
+    with contextlib.suppress(redis.RedisError, OSError):
         redis.Redis.from_url(url, socket_timeout=2).shutdown(save=True)
-    except (redis.RedisError, OSError):
-        pass
     pidfile = directory / "redis.pid"
     if pidfile.exists():
         try:

@@ -21,8 +21,8 @@ from contextvars import ContextVar
 
 from flask import g, has_app_context
 from sqlalchemy import Table, event, orm
-from sqlalchemy.sql import visitors
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, with_loader_criteria
+from sqlalchemy.sql import visitors
 
 from monitorapp.extensions import db
 

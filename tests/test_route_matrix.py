@@ -249,7 +249,7 @@ def test_a_viewer_cannot_write_team_data(app, world, victor):
     for rule, method in cases(app, TEAM | OWNER):
         path = url_for_rule(rule, world["ids"])
         api = path.startswith("/api/")
-        if method not in WRITE_METHODS and not (rule.endpoint in OWNER):
+        if method not in WRITE_METHODS and rule.endpoint not in OWNER:
             continue
         response = request(client, method, path, api, token=read_token if api else None, csrf=csrf)
         assert response.status_code == 403, (method, path, response.status_code)

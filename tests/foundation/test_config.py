@@ -43,7 +43,7 @@ def test_it_refuses_a_bad_network_list(monkeypatch):
 def test_it_reads_allowed_networks(monkeypatch):
     monkeypatch.setenv("ALLOWED_PRIVATE_NETWORKS", "192.168.1.0/24,fd00::/8")
     config = config_for_mode("development", "/tmp")
-    assert config.ALLOWED_PRIVATE_NETWORKS == (ipaddress.ip_network("192.168.1.0/24"), ipaddress.ip_network("fd00::/8"))
+    assert (ipaddress.ip_network("192.168.1.0/24"), ipaddress.ip_network("fd00::/8")) == config.ALLOWED_PRIVATE_NETWORKS
 
 
 def test_it_refuses_an_unknown_mode():
