@@ -106,6 +106,28 @@ def test_every_route_is_classified(app):
     assert unclassified == [], "classify these routes in tests/test_route_matrix.py: " + ", ".join(unclassified)
 
 
+def test_every_view_declares_its_access_rule(app):
+    # Views without a rule would be treated as needing a session (fail closed);
+    # declaring one keeps the CSRF and sign-in decisions explicit.
+    missing = sorted(
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static" and getattr(app.view_functions[rule.endpoint], "access_rule", None) is None
+    )
+    assert missing == []
+
+
+def test_an_expired_session_on_an_htmx_post_is_sent_to_sign_in(app, world):
+    client = app.test_client()
+    endpoint_id = world["ids"]["endpoint_id"]
+    response = client.post(
+        f"/dashboard/endpoints/{endpoint_id}/delete",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/dashboard?page=2"},
+    )
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"] == "/login?next=/dashboard?page%3D2"
+
+
 @pytest.fixture
 def world(ctx, alice, bob, victor, charlie):
     """One of everything team-owned in alice's team, and the ids that name them."""

@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Flask, g, jsonify, redirect, request, session, url_for
+from flask import Flask, current_app, g, jsonify, redirect, request, session, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -167,6 +167,14 @@ def _protect_from_csrf() -> None:
         return  # a 404/405 is answered as such, not as a CSRF failure
     if is_api_request() and token_from_header() is not None:
         return
-    if is_api_request() and not current_user.is_authenticated:
-        return  # nothing to forge without a session: the view answers 401 with WWW-Authenticate
+    if not current_user.is_authenticated and _access_rule() != "public":
+        # Nothing to forge without a session: the view answers 401 (API) or sends the
+        # visitor to sign in (HX-Redirect for htmx), instead of a CSRF error for an
+        # htmx POST whose session has expired.
+        return
     csrf.protect()
+
+
+def _access_rule() -> str | None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, "access_rule", None)

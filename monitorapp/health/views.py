@@ -12,6 +12,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitorapp.auth.access import mark
 from monitorapp.extensions import csrf, db, limiter
 from monitorapp.health import bp
 from monitorapp.metrics import RedisCollector
@@ -21,6 +22,7 @@ from monitorapp.queues import SCHEDULER_HEARTBEAT_KEY, get_redis
 
 @bp.get("/health/")
 @limiter.exempt
+@mark("public")
 def liveness():
     """Touch nothing: a load balancer asks this many times a second."""
     return jsonify(status="ok")
@@ -61,6 +63,7 @@ def _check_scheduler() -> dict:
 
 @bp.get("/health/ready/")
 @limiter.exempt
+@mark("public")
 def readiness():
     checks = {"database": _check_database(), "redis": _check_redis(), "scheduler": _check_scheduler()}
     ok = all(check["ok"] for check in checks.values())
@@ -74,6 +77,7 @@ def readiness():
 @bp.get("/metrics/")
 @limiter.exempt
 @csrf.exempt
+@mark("public")  # guarded by METRICS_TOKEN, not by a session
 def metrics():
     token = current_app.config.get("METRICS_TOKEN")
     if not token:
