@@ -195,7 +195,7 @@ class Config:
         self.QUERY_COUNT_HEADER = env_bool("QUERY_COUNT_HEADER", False)
         self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_HEADERS_ENABLED = True
-        # Accounts' limits (docs/accounts.md); unset keeps the default in auth/views.py.
+        # Accounts' limits (README, Rate limits); unset keeps the default in auth/views.py.
         for name in ACCOUNT_RATE_LIMITS:
             setattr(self, name, env_rate_limit(name))
         # Requests per API token (or per address without one) to /api/endpoints/.
@@ -217,7 +217,7 @@ class Config:
         self.SCHEDULER_INTERVAL_SECONDS = env_int("SCHEDULER_INTERVAL_SECONDS", 30, minimum=1)
         self.SCHEDULER_BATCH_SIZE = env_int("SCHEDULER_BATCH_SIZE", 500, minimum=1)
         self.SCHEDULER_HEARTBEAT_MAX_AGE = env_int("SCHEDULER_HEARTBEAT_MAX_AGE", 120, minimum=1)
-        # Checks in flight per worker process (threads mostly wait on sockets; see docs/checks.md).
+        # Checks in flight per worker process (threads mostly wait on sockets; see the README, Checks).
         self.CHECK_THREADS = env_int("CHECK_THREADS", 200, minimum=1, maximum=512)
         self.USER_AGENT = f"monitorapp/{__version__} (+https://github.com/monitorapp/monitorapp)"
         self.LOG_FORMAT = env_str("LOG_FORMAT", "json" if self.MODE == "production" else "text")

@@ -21,7 +21,7 @@ Adding a kind is a checklist:
    webhook and Apprise transports show how).
 3. Add the kind's fields, if any beyond "target", to
    `templates/alerts/_channel_fields.html`.
-4. Describe it in `docs/alerts.md`, and add a test that sends through a real
+4. Describe it in `the README (Alerts)`, and add a test that sends through a real
    local receiver in `tests/alerts/`.
 """
 

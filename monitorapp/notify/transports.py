@@ -5,7 +5,7 @@ self-hosted ntfy) pass the outbound-request policy when the channel is saved
 and again before every send, like a monitored URL. The webhook connects to
 the address it checked; Apprise looks the host up again itself, which leaves
 a DNS-rebinding window that the send-time check narrows but cannot close
-(see docs/alerts.md). Apprise sends one URL in the calling thread, so the
+(see the README (Alerts)). Apprise sends one URL in the calling thread, so the
 context variable that hides the target from log lines reaches its logging.
 """
 
