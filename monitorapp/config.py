@@ -216,6 +216,11 @@ class Config:
         self.NOTIFY_RETRY_INTERVALS = env_int_list("NOTIFY_RETRY_INTERVALS", (10, 60, 300))
         self.SCHEDULER_INTERVAL_SECONDS = env_int("SCHEDULER_INTERVAL_SECONDS", 30, minimum=1)
         self.SCHEDULER_BATCH_SIZE = env_int("SCHEDULER_BATCH_SIZE", 500, minimum=1)
+        # Endpoints due within this window are claimed now and started at their due
+        # second from RQ's scheduled registry (default: one tick).
+        self.SCHEDULER_LOOKAHEAD_SECONDS = env_int(
+            "SCHEDULER_LOOKAHEAD_SECONDS", self.SCHEDULER_INTERVAL_SECONDS, minimum=0, maximum=3600
+        )
         self.SCHEDULER_HEARTBEAT_MAX_AGE = env_int("SCHEDULER_HEARTBEAT_MAX_AGE", 120, minimum=1)
         # Checks in flight per worker process (threads mostly wait on sockets; see the README, Checks).
         self.CHECK_THREADS = env_int("CHECK_THREADS", 200, minimum=1, maximum=512)

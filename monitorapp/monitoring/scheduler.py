@@ -71,12 +71,16 @@ def grace_seconds() -> int:
     return int(sum(retries) + (len(retries) + 1) * timeout + 2 * config["SCHEDULER_INTERVAL_SECONDS"] + 60)
 
 
-def claim_due_batch(now: datetime, limit: int) -> list[Claim]:
-    """Claim up to `limit` due endpoints and commit; the rows stay locked until then."""
+def claim_due_batch(now: datetime, limit: int, until: datetime | None = None) -> list[Claim]:
+    """Claim up to `limit` endpoints due by now (or before `until`) and commit.
+
+    The rows stay locked until the commit, so a second scheduler skips them.
+    """
+    due = Endpoint.next_check_at <= now if until is None else Endpoint.next_check_at < until
     query = (
         # `NOT paused` (not `IS false`) so PostgreSQL can use the partial index ix_endpoint_due.
         select(Endpoint.id, Endpoint.next_check_at)
-        .where(~Endpoint.paused, or_(Endpoint.next_check_at.is_(None), Endpoint.next_check_at <= now))
+        .where(~Endpoint.paused, or_(Endpoint.next_check_at.is_(None), due))
         .order_by(Endpoint.next_check_at)
         .limit(limit)
         .with_for_update(skip_locked=True, of=Endpoint)
@@ -116,11 +120,14 @@ def schedule_endpoint_checks() -> int:
     batch_size = current_app.config["SCHEDULER_BATCH_SIZE"]
     started = time.monotonic()
     now = utcnow()
+    # Claim what falls due before the next tick too; those checks wait in RQ's
+    # scheduled registry until their second, so they start on time.
+    until = now + timedelta(seconds=current_app.config["SCHEDULER_LOOKAHEAD_SECONDS"])
     claimed = 0
     oldest_due: datetime | None = None
     with system_scope():
         while True:
-            batch = claim_due_batch(now, batch_size)
+            batch = claim_due_batch(now, batch_size, until)
             if not batch:
                 break
             oldest = min(claim.due_at for claim in batch)
