@@ -13,7 +13,7 @@ import importlib
 
 from bench.common import machine, print_table, write_results
 
-BENCHMARKS = ["scheduler", "throughput", "web"]
+BENCHMARKS = ["scheduler", "throughput", "lag", "web"]
 
 
 def main() -> None:

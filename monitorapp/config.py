@@ -158,7 +158,8 @@ class Config:
 
     def __init__(self, instance_path: str) -> None:
         self.SECRET_KEY = env_str("SECRET_KEY", DEFAULT_SECRET_KEY)
-        self.BASE_URL = env_str("BASE_URL", "http://127.0.0.1:5000")
+        # In development the default follows PORT, so links in mails point at `make run`.
+        self.BASE_URL = env_str("BASE_URL", f"http://127.0.0.1:{env_int('PORT', 5000, minimum=1, maximum=65535)}")
         self.SQLALCHEMY_DATABASE_URI = database_url(env_str("DATABASE_URL"), instance_path)
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.REDIS_URL = env_str("REDIS_URL")

@@ -93,3 +93,9 @@ def test_production_never_uses_the_embedded_redis(monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
     config = config_for_mode("production", "/tmp")
     assert config.EMBEDDED_REDIS is False
+
+
+def test_base_url_follows_port_in_development(monkeypatch):
+    monkeypatch.delenv("BASE_URL", raising=False)
+    monkeypatch.setenv("PORT", "5077")
+    assert config_for_mode("development", "/tmp").BASE_URL == "http://127.0.0.1:5077"
