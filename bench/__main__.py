@@ -13,7 +13,7 @@ import importlib
 
 from bench.common import machine, print_table, write_results
 
-BENCHMARKS = ["scheduler", "throughput", "lag", "web"]
+BENCHMARKS = ["scheduler", "throughput", "lag", "web", "memory"]
 
 
 def main() -> None:

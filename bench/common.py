@@ -138,6 +138,13 @@ def seed_endpoints(
     return ids
 
 
+def vacuum(*tables: str) -> None:
+    """VACUUM ANALYZE, as autovacuum would have done on a database in service."""
+    with psycopg.connect(libpq_url(database_url()), autocommit=True) as connection:
+        for table in tables:
+            connection.execute(f'VACUUM ANALYZE "{table}"')
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

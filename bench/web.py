@@ -35,6 +35,7 @@ from bench.common import (
     reset_database,
     seed_endpoints,
     seed_teams,
+    vacuum,
 )
 
 RUNS = 3
@@ -120,7 +121,7 @@ def seed_history(team_id: uuid.UUID, endpoint_ids: list[uuid.UUID], days: int = 
 class Server:
     """gunicorn with 2 workers on a free port."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
         from tests.conftest import free_port
 
         self.port = free_port()
@@ -128,7 +129,7 @@ class Server:
         self.process = subprocess.Popen(
             [gunicorn, "wsgi:app", "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "4",
              "--no-control-socket", "--log-level", "warning"],
-            env=bench_env(QUERY_COUNT_HEADER="1", RATELIMIT_ENABLED="0"),
+            env={**bench_env(QUERY_COUNT_HEADER="1", RATELIMIT_ENABLED="0"), **(extra_env or {})},
             cwd=ROOT,
         )
         self.url = f"http://127.0.0.1:{self.port}"
@@ -223,6 +224,7 @@ def run(quick: bool = False) -> list[Figure]:
         history_ids = ids[:history]
         if size == sizes[-1]:
             seed_history(teams[0], history_ids, days=3 if quick else 30)
+        vacuum("endpoint", "check_result")
         server = Server()
         try:
             session = sign_in(server, email)

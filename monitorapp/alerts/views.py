@@ -22,7 +22,6 @@ from monitorapp.auth.access import can_write, login_required, require_write, wri
 from monitorapp.extensions import db
 from monitorapp.logging import PERFORMANCE, log_event
 from monitorapp.models import Endpoint, Membership, utcnow
-from monitorapp.monitoring.incidents import open_incident
 from monitorapp.notify import channels as channel_store
 from monitorapp.notify.messages import format_duration
 from monitorapp.notify.sending import send_test
@@ -252,14 +251,17 @@ def endpoint(endpoint_id: uuid.UUID):
         status = 422
     now = utcnow()
     buckets = history.latency_buckets(found.id, now)
+    timeline = incident_store.endpoint_incidents(found.id)
+    # One open incident at most, and it is the newest: the timeline already has it.
+    current = timeline[0] if timeline and timeline[0].resolved_at is None else None
     context = {
         "endpoint": found,
-        "incident": open_incident(found.id),
+        "incident": current,
         "uptimes": history.uptimes(found.id, now),
         "chart": history.latency_chart(buckets, now),
         "days": history.status_days(found.id, now.date()),
         "checks": history.recent_checks(found.id, _page_number(request.args, "checks_page")),
-        "timeline": incident_store.endpoint_incidents(found.id),
+        "timeline": timeline,
         "may_write": can_write(),
         "form": request.form if request.method == "POST" else None,
         "form_errors": form_errors,

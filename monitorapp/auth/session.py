@@ -121,9 +121,11 @@ def _resolve_request_identity() -> None:
         wanted_id = uuid.UUID(wanted) if wanted else None
     except ValueError:
         wanted_id = None
-    membership = user_membership(current_user.id, wanted_id) if wanted_id else None
-    if membership is None:
-        membership = user_membership(current_user.id, None)
+    # All of the user's teams in one query: the navigation's team switcher needs them too.
+    g.memberships = user_memberships(current_user.id)
+    membership = next((m for m in g.memberships if m.tenant_id == wanted_id), None)
+    if membership is None and g.memberships:
+        membership = g.memberships[0]
     if membership is not None:
         session[SESSION_TENANT_KEY] = str(membership.tenant_id)
         set_current_tenant(membership.tenant_id)

@@ -510,6 +510,8 @@ def _navigation() -> dict:
     def nav_teams():
         if not current_user.is_authenticated:
             return []
+        if "memberships" in g:  # loaded when the request's team was resolved
+            return g.memberships
         return user_memberships(current_user.id)
 
     membership = g.get("membership")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -226,6 +227,9 @@ def run_scheduler() -> None:
     scheduler = AppScheduler(app, queue_name=DEFAULT_QUEUE, connection=get_redis(), interval=min(interval, 5))
     register_recurring_jobs(scheduler)
     app.logger.info("scheduler started: tick every %s s", interval)
+    # rq-scheduler's cron helper warns on every loop about a future default of the
+    # crontab package; our cron strings are UTC either way.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="rq_scheduler")
     scheduler.run()
 
 
