@@ -217,6 +217,9 @@ class Endpoint(TenantScoped, db.Model):
         Index("ix_endpoint_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_endpoint_tenant_last_enqueued", "tenant_id", "last_enqueued_at"),
         Index("ix_endpoint_tenant_last_checked", "tenant_id", "last_checked_at"),
+        # The dashboard banner's counts by status: an index-only scan instead of
+        # reading every row (15 ms → 3 ms at 100,000 endpoints, bench/web.py).
+        Index("ix_endpoint_tenant_paused_status", "tenant_id", "paused", "status"),
         # The dashboard's search (ILIKE '%…%' on name or URL): trigram indexes on
         # PostgreSQL (pg_trgm), 65 ms → about 1 ms at 100,000 endpoints (bench/web.py).
         # On SQLite they are plain indexes that the search does not use.

@@ -80,7 +80,7 @@ class Banner:
 def status_banner(limit: int = 5) -> Banner:
     """Counts by status (a paused endpoint counts as paused) and the newest open incidents."""
     rows = db.session.execute(
-        select(Endpoint.paused, Endpoint.status, func.count(Endpoint.id)).group_by(Endpoint.paused, Endpoint.status)
+        select(Endpoint.paused, Endpoint.status, func.count()).group_by(Endpoint.paused, Endpoint.status)
     ).all()
     counts = {value.value: 0 for value in EndpointStatus}
     for paused, value, count in rows:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 037c7653aea2
+Revision ID: 82b284a5ec86
 Revises: 
-Create Date: 2026-11-27 07:03:01.912410
+Create Date: 2026-11-27 07:09:26.262415
 
 """
 from alembic import op
@@ -11,7 +11,7 @@ import monitorapp.models
 
 
 # revision identifiers, used by Alembic.
-revision = '037c7653aea2'
+revision = '82b284a5ec86'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -112,6 +112,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_endpoint_tenant_id'), ['tenant_id'], unique=False)
         batch_op.create_index('ix_endpoint_tenant_last_checked', ['tenant_id', 'last_checked_at'], unique=False)
         batch_op.create_index('ix_endpoint_tenant_last_enqueued', ['tenant_id', 'last_enqueued_at'], unique=False)
+        batch_op.create_index('ix_endpoint_tenant_paused_status', ['tenant_id', 'paused', 'status'], unique=False)
         batch_op.create_index('ix_endpoint_url_trgm', ['url'], unique=False, postgresql_using='gin', postgresql_ops={'url': 'gin_trgm_ops'})
 
     op.create_table('invitation',
@@ -306,6 +307,7 @@ def downgrade():
     op.drop_table('invitation')
     with op.batch_alter_table('endpoint', schema=None) as batch_op:
         batch_op.drop_index('ix_endpoint_url_trgm', postgresql_using='gin', postgresql_ops={'url': 'gin_trgm_ops'})
+        batch_op.drop_index('ix_endpoint_tenant_paused_status')
         batch_op.drop_index('ix_endpoint_tenant_last_enqueued')
         batch_op.drop_index('ix_endpoint_tenant_last_checked')
         batch_op.drop_index(batch_op.f('ix_endpoint_tenant_id'))
