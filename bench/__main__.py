@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import traceback
 
 from bench.common import machine, print_table, write_results
 
@@ -25,14 +26,21 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     figures = []
+    failed = []
     for name in args.names or BENCHMARKS:
         module = importlib.import_module(f"bench.{name}")
         print(f"running {name} …", flush=True)
-        figures.extend(module.run(quick=args.quick))
+        try:
+            figures.extend(module.run(quick=args.quick))
+        except Exception:  # report the others' figures; this one failed loudly
+            traceback.print_exc()
+            failed.append(name)
     print()
     print(f"machine: {machine()}")
     print_table(figures)
     print(f"\nwritten to {write_results(figures)}")
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
