@@ -160,15 +160,22 @@ def make_app(database_url: str, redis_url: str, test_instance_path: str, _schema
             db.engine.dispose()
 
 
-@pytest.fixture
-def app(make_app, redis_url: str):
-    app = make_app()
+def fresh(app, redis_url: str):
+    """Yield `app` over an empty database and Redis; return its session afterwards.
+
+    Folder conftests that need other settings use it: `yield from fresh(make_app(...), redis_url)`.
+    """
     with app.app_context():
         _empty_database()
         connect(redis_url).flushdb()
     yield app
     with app.app_context():
         db.session.remove()
+
+
+@pytest.fixture
+def app(make_app, redis_url: str):
+    yield from fresh(make_app(), redis_url)
 
 
 @pytest.fixture

@@ -16,9 +16,8 @@ import pytest
 
 from monitorapp.extensions import db
 from monitorapp.models import Endpoint, utcnow
-from monitorapp.queues import connect
 from monitorapp.tenancy import system_scope
-from tests.conftest import _empty_database, free_port
+from tests.conftest import free_port, fresh
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
@@ -43,12 +42,7 @@ def app(make_app, redis_url, smtp_port):
         MAIL_FROM="monitorapp <alerts@monitorapp.test>",
         BASE_URL="https://monitor.example.test",
     )
-    with app.app_context():
-        _empty_database()
-        connect(redis_url).flushdb()
-    yield app
-    with app.app_context():
-        db.session.remove()
+    yield from fresh(app, redis_url)
 
 
 # -- receivers ------------------------------------------------------------------------

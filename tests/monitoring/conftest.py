@@ -215,9 +215,7 @@ def listener() -> Iterator[Listener]:
 @pytest.fixture
 def app(make_app, redis_url):
     """The app with short timeouts, instant retries and loopback allow-listed."""
-    from monitorapp.extensions import db
-    from monitorapp.queues import connect
-    from tests.conftest import _empty_database
+    from tests.conftest import fresh
 
     app = make_app(
         ALLOWED_PRIVATE_NETWORKS=LOOPBACK,
@@ -226,12 +224,7 @@ def app(make_app, redis_url):
         CHECK_THREADS=8,
         METRICS_TOKEN="metrics-token",
     )
-    with app.app_context():
-        _empty_database()
-        connect(redis_url).flushdb()
-    yield app
-    with app.app_context():
-        db.session.remove()
+    yield from fresh(app, redis_url)
 
 
 def make_endpoint(team, url: str, **fields):
