@@ -156,9 +156,8 @@ def test_the_scheduler_registers_its_jobs_again_after_redis_was_flushed(ctx):
 
 
 @pytest.mark.postgres
-def test_two_schedulers_ticking_at_once_never_claim_the_same_endpoint(make_app, ctx, team_a, is_postgres):
-    if not is_postgres:
-        pytest.skip("SKIP LOCKED needs PostgreSQL")
+@pytest.mark.postgres  # SKIP LOCKED needs PostgreSQL
+def test_two_schedulers_ticking_at_once_never_claim_the_same_endpoint(make_app, ctx, team_a):
     endpoints = [make_endpoint(team_a, f"http://e{n}.example/") for n in range(60)]
     apps = [make_app(), make_app()]  # two engines: two real connections
     rounds = 25
@@ -195,11 +194,10 @@ def test_two_schedulers_ticking_at_once_never_claim_the_same_endpoint(make_app, 
 
 
 @pytest.mark.postgres
-def test_claiming_a_hundred_thousand_endpoints_keeps_memory_flat(ctx, team_a, is_postgres):
+@pytest.mark.postgres  # the 100k-row memory test runs on PostgreSQL
+def test_claiming_a_hundred_thousand_endpoints_keeps_memory_flat(ctx, team_a):
     import tracemalloc
 
-    if not is_postgres:
-        pytest.skip("the 100k-row memory test runs on PostgreSQL")
     insert_endpoints(team_a.id, 100_000)
     ctx.config["SCHEDULER_BATCH_SIZE"] = 1000
 
