@@ -90,10 +90,12 @@ def claim_due_batch(now: datetime, limit: int, until: datetime | None = None) ->
     try:
         rows = db.session.execute(query).all()
         if rows:
-            hold = now + timedelta(seconds=grace_seconds())
+            # Every claimed row gets the same values: one statement for the batch.
             db.session.execute(
-                update(Endpoint).execution_options(system_scope=True),
-                [{"id": row.id, "last_enqueued_at": now, "next_check_at": hold} for row in rows],
+                update(Endpoint)
+                .where(Endpoint.id.in_([row.id for row in rows]))
+                .values(last_enqueued_at=now, next_check_at=now + timedelta(seconds=grace_seconds()))
+                .execution_options(system_scope=True, synchronize_session=False)
             )
         db.session.commit()
     except Exception:
