@@ -43,6 +43,15 @@ def pytest_report_header(config) -> list[str]:
     ]
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    from tests.figures import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("hardening figures")
+        for name, value in sorted(FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {value}")
+
+
 def _requirements() -> tuple[bool, bool, bool]:
     on_postgres = (os.environ.get("DATABASE_URL") or "").startswith("postgres")
     return (
