@@ -6,6 +6,7 @@ import pytest
 
 from monitorapp import create_app
 from monitorapp.config import ConfigError, deploy_problems
+from tests.figures import add
 
 GOOD = {
     "SECRET_KEY": "s" * 48,
@@ -117,3 +118,53 @@ def test_the_app_refuses_to_start_in_production_naming_the_rule(production_env):
     assert "refusing to start in production" in message
     assert "REDIS_URL" in message and "SQLite" in message
     assert "SECRET_KEY" not in message
+
+
+GOOD_ENV = {
+    "SECRET_KEY": "k" * 40,
+    "DATABASE_URL": "postgres://u@127.0.0.1:1/app",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+    "BASE_URL": "https://status.example.com",
+    "MAIL_SERVER": "smtp.example.com",
+    "MAIL_FROM": "monitorapp <alerts@example.com>",
+}
+
+# One deliberately broken production configuration per rule: the environment
+# change (or, where no variable exists, the setting) and the rule's name as the
+# refusal must state it.
+BROKEN = {
+    "default secret": ({"SECRET_KEY": None}, {}, "SECRET_KEY is the development default"),
+    "short secret": ({"SECRET_KEY": "short"}, {}, "SECRET_KEY is 5 characters long"),
+    "debug": ({"FLASK_DEBUG": "1"}, {}, "debug mode is on"),
+    "sqlite database": ({"DATABASE_URL": None}, {}, "DATABASE_URL is unset or SQLite"),
+    "sqlite url": ({"DATABASE_URL": "sqlite:////tmp/prod.db"}, {}, "DATABASE_URL is unset or SQLite"),
+    "redis": ({"REDIS_URL": None}, {}, "REDIS_URL is not set"),
+    "insecure cookies": ({"SESSION_COOKIE_SECURE": "0"}, {}, "SESSION_COOKIE_SECURE is off"),
+    "script-readable cookies": ({}, {"SESSION_COOKIE_HTTPONLY": False}, "SESSION_COOKIE_HTTPONLY off"),
+    "no hsts": ({"HSTS_SECONDS": "0"}, {}, "HSTS_SECONDS is 0"),
+    "http base url": ({"BASE_URL": "http://status.example.com"}, {}, "BASE_URL must be an https://"),
+    "no base url": ({"BASE_URL": None}, {}, "BASE_URL must be an https://"),
+    "no mail server": ({"MAIL_SERVER": None}, {}, "MAIL_SERVER is not set"),
+    "no mail sender": ({"MAIL_FROM": None}, {}, "MAIL_FROM is not set"),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(BROKEN))
+def test_production_refuses_each_broken_rule_by_name(production_env, rule):
+    env_changes, overrides, named = BROKEN[rule]
+    for name, value in GOOD_ENV.items():
+        production_env.setenv(name, value)
+    create_app()  # the good configuration starts
+    for name, value in env_changes.items():
+        if value is None:
+            production_env.delenv(name, raising=False)
+        else:
+            production_env.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        create_app(overrides or None)
+    message = str(error.value)
+    assert "refusing to start in production" in message
+    assert named in message
+    # Exactly the broken rule: nothing else is reported against a good setting.
+    assert message.count("\n  - ") == 1, message
+    add("production misconfigurations refused at start-up")
