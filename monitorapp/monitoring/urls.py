@@ -146,8 +146,16 @@ def _normal_host(netloc: str, hostname: str | None) -> tuple[str, bool]:
         if "%" in hostname:
             raise UrlError("An IPv6 address with a zone cannot be monitored.")
         return address.compressed, True
-    host = hostname[:-1] if hostname.endswith(".") else hostname  # "example.com." is example.com
+    try:
+        # Map first (UTS #46: case, full-width and circled digits, ideographic dots), so the
+        # checks below see the host a resolver would: "①②⑦.①" is 127.1, "example.com。" has a root dot.
+        host = idna.uts46_remap(hostname, std3_rules=False)
+    except (idna.IDNAError, UnicodeError):
+        raise UrlError("The host name in the URL is not valid.") from None
+    host = host[:-1] if host.endswith(".") else host  # "example.com." is example.com
     labels = host.split(".")
+    if not labels[-1]:  # "example.com..", "."
+        raise UrlError("The host name in the URL is not valid.")
     if _NUMERIC_LABEL.match(labels[-1]):
         # Browsers and resolvers read "127.1", "2130706433" and "0x7f.0.0.1" as
         # IPv4 addresses; accept only the plain dotted form, so what the user

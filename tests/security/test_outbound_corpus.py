@@ -8,8 +8,6 @@ at — must never receive a connection.
 from __future__ import annotations
 
 import ipaddress
-import socket
-import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -21,57 +19,6 @@ from monitorapp.monitoring.urls import UrlError, validate_url
 from monitorapp.tenancy import tenant_scope
 from tests.conftest import csrf_token, login, make_token
 from tests.security.corpus import RESOLVED_NAMES, corpus
-
-
-class Canary:
-    """Listens on 127.0.0.1 and ::1 at one port and counts every connection."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.sockets = []
-        v4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        v4.bind(("127.0.0.1", 0))
-        self.port = v4.getsockname()[1]
-        self.sockets.append(v4)
-        try:
-            v6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-            v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            v6.bind(("::1", self.port))
-            self.sockets.append(v6)
-        except OSError:
-            pass
-        self.threads = []
-        for sock in self.sockets:
-            sock.listen(64)
-            sock.settimeout(0.2)
-            thread = threading.Thread(target=self._accept, args=(sock,), daemon=True)
-            thread.start()
-            self.threads.append(thread)
-        self.running = True
-
-    def _accept(self, sock) -> None:
-        while getattr(self, "running", True):
-            try:
-                connection, _ = sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            self.connections += 1
-            connection.close()
-
-    def close(self) -> None:
-        self.running = False
-        for thread in self.threads:
-            thread.join(timeout=2)
-        for sock in self.sockets:
-            sock.close()
-
-
-@pytest.fixture
-def canary():
-    canary = Canary()
-    yield canary
-    canary.close()
-    assert canary.connections == 0, f"the canary received {canary.connections} connection(s)"
 
 
 def test_the_corpus_is_large():
