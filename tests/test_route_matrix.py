@@ -1,7 +1,7 @@
 """Every route in `app.url_map`, for every actor: the tenant walls and the roles.
 
 The cases are generated from the URL map, not listed by hand: a new route that
-is not classified below fails `test_every_route_is_classified`, and every
+is not classified in tests/routes.py fails `test_every_route_is_classified`, and every
 classified route is then exercised for anonymous visitors, for charlie (a
 stranger from another team, given alice's ids) and for victor (a viewer in
 alice's team) on every method it accepts.
@@ -20,90 +20,15 @@ from monitorapp.extensions import db
 from monitorapp.models import Endpoint, Invitation, Membership, Role, utcnow
 from monitorapp.tenancy import system_scope, tenant_scope
 from tests.conftest import csrf_token, login, make_token
+from tests.routes import OWNER, PERSONAL, PUBLIC, TEAM, WRITE_METHODS, routes
 
-# Reachable without signing in (sign-in itself, signed links, health, docs).
-PUBLIC = {
-    "static",
-    "dashboard.home",
-    "health.liveness",
-    "health.readiness",
-    "health.metrics",
-    "auth.login",
-    "auth.logout",
-    "auth.register",
-    "auth.check_email",
-    "auth.forgot_password",
-    "auth.reset_password",
-    "auth.verify_email",
-    "auth.confirm_email_change",
-    "auth.invitation",
-    "auth.join",
-    "auth.accept_invitation",
-    "api.docs",
-    "api.openapi",
-}
-# Act on the signed-in person's own account (their password, tokens, teams):
-# every role may change these.
-PERSONAL = {
-    "auth.account",
-    "auth.change_password",
-    "auth.change_email",
-    "auth.create_token",
-    "auth.revoke_token",
-    "auth.rotate_token",
-    "auth.sign_out_everywhere",
-    "auth.switch_team",
-    "auth.new_team",
-    "auth.resend_verification",
-}
-# Team data: members read, members and owners write (viewers get 403).
-TEAM = {
-    "auth.team_settings",
-    "dashboard.index",
-    "dashboard.create",
-    "dashboard.edit",
-    "dashboard.delete",
-    "dashboard.pause",
-    "api.list_endpoints",
-    "api.create_endpoint",
-    "api.endpoint_detail",
-    "api.update_endpoint",
-    "api.delete_endpoint",
-    "alerts.incidents",
-    "alerts.acknowledge",
-    "alerts.endpoint",
-    "alerts.endpoint_checks",
-    "alerts.channels",
-    "alerts.create_channel",
-    "alerts.edit_channel",
-    "alerts.delete_channel",
-    "alerts.toggle_channel",
-    "alerts.test_channel",
-}
-# Team administration: owners only (members and viewers get 403).
-OWNER = {
-    "auth.audit_log",
-    "auth.invite",
-    "auth.revoke_invitation",
-    "auth.change_role",
-    "auth.remove_member",
-    "auth.rename_team",
-    "auth.delete_team",
-}
-WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 ALICE_SECRET_NAME = "alice-private-endpoint"
-
-
-def routes(app):
-    for rule in app.url_map.iter_rules():
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            yield rule, method
 
 
 def test_every_route_is_classified(app):
     known = PUBLIC | PERSONAL | TEAM | OWNER
     unclassified = sorted({rule.endpoint for rule, _ in routes(app)} - known)
-    assert unclassified == [], "classify these routes in tests/test_route_matrix.py: " + ", ".join(unclassified)
+    assert unclassified == [], "classify these routes in tests/routes.py: " + ", ".join(unclassified)
 
 
 def test_every_view_declares_its_access_rule(app):
