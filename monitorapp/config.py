@@ -59,9 +59,12 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
 
 
 def env_int_list(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
-    """A comma-separated list of non-negative integers, for example `10,30,60`."""
+    """A comma-separated list of non-negative integers, for example `10,30,60`.
+
+    Unset means the default; set but empty means none (`CHECK_RETRY_INTERVALS=`: no retries).
+    """
     value = os.environ.get(name)
-    if value is None or value.strip() == "":
+    if value is None:
         return default
     try:
         numbers = tuple(int(part) for part in value.split(",") if part.strip())

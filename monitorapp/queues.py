@@ -27,6 +27,10 @@ QUEUE_NAMES = (CHECKS_QUEUE, NOTIFY_QUEUE, DEFAULT_QUEUE)
 
 SCHEDULER_HEARTBEAT_KEY = "monitorapp:scheduler:heartbeat"
 
+# What a Redis that is restarting, gone or hung raises: the worker and the
+# scheduler wait these out instead of exiting.
+REDIS_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
+
 
 def _socket_path(directory: Path) -> Path:
     path = directory / "redis.sock"

@@ -37,7 +37,7 @@ from sqlalchemy import or_, select, update
 from monitorapp.extensions import db
 from monitorapp.logging import PERFORMANCE, log_event
 from monitorapp.models import Endpoint, utcnow
-from monitorapp.queues import DEFAULT_QUEUE, SCHEDULER_HEARTBEAT_KEY, get_redis
+from monitorapp.queues import DEFAULT_QUEUE, REDIS_UNAVAILABLE, SCHEDULER_HEARTBEAT_KEY, get_redis
 from monitorapp.tenancy import system_scope
 
 log = logging.getLogger(__name__)
@@ -221,6 +221,18 @@ class AppScheduler(Scheduler):
                 log.warning("scheduler: recurring jobs missing from Redis, registering them again")
                 register_recurring_jobs(self)
         return super().enqueue_jobs()
+
+    def run(self, burst=False):
+        """rq-scheduler's loop, which exits on a Redis error: wait for Redis and start it again."""
+        while True:
+            try:
+                return super().run(burst)
+            except REDIS_UNAVAILABLE as exc:
+                name = type(exc).__name__
+                log.warning("scheduler: Redis unreachable (%s), trying again in %s s", name, self._interval)
+                # The record of the old name may outlive the outage and would refuse a second start.
+                self.name = uuid.uuid4().hex
+                time.sleep(self._interval)
 
 
 def run_scheduler() -> None:
