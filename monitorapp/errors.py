@@ -86,7 +86,24 @@ def _handle_unexpected(exc: Exception):
     return error_response(code)
 
 
+def _refuse_nul_characters():
+    """Refuse a NUL character in a form field or query parameter with a 400.
+
+    Nobody types one, and PostgreSQL refuses it in text (a 500 on whatever
+    column the field reaches: a sign-in email, a team or channel name); one
+    rule at the door instead of one per field. The JSON API validates its own
+    parameters and bodies and answers in its documented error shape.
+    """
+    if request.path.startswith("/api/"):
+        return None
+    for values in (request.args, request.form):
+        if any("\x00" in value for _, listed in values.lists() for value in listed):
+            return error_response(400, "The request contains a NUL character, which no field accepts.")
+    return None
+
+
 def register(app: Flask) -> None:
+    app.before_request(_refuse_nul_characters)
     app.register_error_handler(HTTPException, _handle_http)
     app.register_error_handler(InternalServerError, _handle_unexpected)
     app.register_error_handler(Exception, _handle_unexpected)
