@@ -8,7 +8,7 @@ dashboard calls) and answer JSON. Field problems answer 400
 
 from __future__ import annotations
 
-import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +20,6 @@ from monitorapp import endpoints
 from monitorapp.api import bp
 from monitorapp.api.openapi import openapi_document, readable_operations
 from monitorapp.auth.access import login_required, mark, verified_required, write_required
-from monitorapp.auth.session import token_from_header
 from monitorapp.errors import error_response
 from monitorapp.extensions import limiter
 from monitorapp.models import Endpoint
@@ -43,10 +42,14 @@ READ_ONLY_FIELDS = (
 
 
 def _rate_limit_key() -> str:
-    """One budget per API token (hashed: the key lands in Redis), else per address."""
-    token = token_from_header()
-    if token:
-        return "api-token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    """One budget per live API token, else per address.
+
+    Only a token that authenticated (session.py, before the view) earns its own budget:
+    keyed on whatever the header holds, every guessed token would start a fresh one.
+    """
+    token = g.get("api_token")
+    if token is not None:
+        return f"api-token:{token.id}"
     return "api-addr:" + (request.remote_addr or "unknown")
 
 
@@ -200,6 +203,11 @@ def _json_body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         abort(_field_errors({"body": ["Send a JSON object, for example {\"url\": \"https://example.com/\"}."]}))
+    try:
+        # JSON may escape half of a surrogate pair ("\ud800"); no database can store one.
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        abort(_field_errors({"body": ["Send valid Unicode text: the body holds an unpaired surrogate."]}))
     return data
 
 

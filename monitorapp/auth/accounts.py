@@ -16,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from monitorapp.auth import audit, links
-from monitorapp.auth.session import SESSION_TENANT_KEY, user_membership
+from monitorapp.auth.session import SESSION_TENANT_KEY, end_sign_in, new_sign_in_id, user_membership
 from monitorapp.extensions import db
-from monitorapp.mail import send_mail
+from monitorapp.mail import build_message, send_from_worker, send_mail
 from monitorapp.models import Membership, Role, Tenant, User, utcnow
 from monitorapp.tenancy import current_tenant_id, tenant_scope
 
@@ -144,11 +144,18 @@ def start_session(user: User, remember: bool = False, tenant_id: uuid.UUID | Non
     Flask's session lives in the cookie, so "rotating the session id" means
     dropping everything the old session held (its CSRF token included) and
     signing a new cookie: a session planted before login is worthless after.
+    Each sign-in gets an id of its own (session.py), so its cookies differ
+    from any earlier sign-in's and signing out can revoke them.
     """
     session.clear()
     # Flask-WTF caches the token for this request in g; forget it with the session.
     g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
     login_user(user, remember=remember)
+    session["_user_id"] = f"{user.get_id()}:{new_sign_in_id()}"  # the remember cookie is made from it
+    if not remember and _has_remember_cookie():
+        # Someone else's remember cookie (planted, or left on a shared computer) must not
+        # sign this browser in as them once this session ends.
+        session["_remember"] = "clear"
     tenant_id = tenant_id or home_team_id(user)
     if tenant_id is not None:
         session[SESSION_TENANT_KEY] = str(tenant_id)
@@ -163,6 +170,10 @@ def log_in(user: User, remember: bool) -> None:
 
 def log_out(user: User) -> None:
     _record_personal(user, "logout", target=user.email)
+    if not end_sign_in(session.get("_user_id")):
+        # Redis could not record the end of this sign-in: end all of them rather than
+        # leave copies of this one's cookies working.
+        user.session_version += 1
     db.session.commit()
     session.clear()
     g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
@@ -232,13 +243,18 @@ def confirm_email_change(token: str) -> User | None:
 
 
 def send_password_reset(email: str) -> None:
-    """Mail a reset link if the address has an account; silently nothing otherwise."""
+    """Mail a reset link if the address has an account; silently nothing otherwise.
+
+    Either way the same work is done, up to queuing a job, and a worker talks to
+    the mail server: how long the answer takes does not tell who has an account.
+    """
     user = find_user(email)
-    if user is None:
-        return
-    link = links.absolute_url("auth.reset_password", token=links.reset_token(user))
+    # For an unknown address, a stand-in that is never stored: its mail costs the same to make.
+    target = user or User(id=uuid.uuid4(), email=normalise_email(email), password_hash=_DUMMY_HASH, session_version=1)
+    link = links.absolute_url("auth.reset_password", token=links.reset_token(target))
     minutes = int(links.RESET_MAX_AGE.total_seconds() // 60)
-    send_mail(user.email, "reset_password", link=link, minutes=minutes)
+    message = build_message(target.email, "reset_password", link=link, minutes=minutes)
+    send_from_worker(message, decoy=user is None)
 
 
 def user_for_reset(token: str) -> User | None:

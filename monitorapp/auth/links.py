@@ -5,8 +5,9 @@ salt, so a token made for one purpose is refused for another. Single use
 comes from what the token binds to: a verification link names the address
 (a verified account ignores it), an address-change link names the old
 address (once changed, it no longer matches), a reset link carries a fingerprint of the
-current password hash (a new password kills it), an invitation link names a
-row that is marked accepted.
+current password hash, session version and address (a new password, "sign out
+everywhere" or a new address kills it), an invitation link names a row that is
+marked accepted.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def _load(purpose: str, token: str, max_age: timedelta):
 
 
 def _password_fingerprint(user: User) -> str:
-    return hashlib.sha256(f"{user.password_hash}:{user.session_version}".encode()).hexdigest()[:16]
+    # The address too: a link mailed to an address the account has left must not take it back.
+    state = f"{user.password_hash}:{user.session_version}:{user.email}"
+    return hashlib.sha256(state.encode()).hexdigest()[:16]
 
 
 def verification_token(user: User) -> str:
@@ -73,7 +76,7 @@ def read_reset_token(token: str) -> tuple[uuid.UUID, str] | None:
 
 
 def reset_token_matches(user: User, fingerprint: str) -> bool:
-    """False once the password (or session version) changed since the link was made."""
+    """False once the password, session version or address changed since the link was made."""
     return _password_fingerprint(user) == fingerprint
 
 

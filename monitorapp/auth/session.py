@@ -1,28 +1,40 @@
 """Who is asking, and for which team: sessions, bearer tokens, the current team.
 
-Flask-Login keeps `"<user id>:<session version>"` in the session; a password
-change or "sign out everywhere" bumps the version and every older session
-stops loading. API requests authenticate with `Authorization: Bearer <token>`
-instead; such requests carry no cookie and are exempt from CSRF.
+Flask-Login keeps `"<user id>:<session version>:<sign-in id>"` in the session
+and the remember cookie. A password change or "sign out everywhere" bumps the
+version and every older session stops loading. Signing out revokes the
+sign-in id (in Redis), so a copy of either cookie dies with it, while the
+person's other devices stay signed in; the id also dates the sign-in, which
+lasts at most REMEMBER_DAYS however busy it is kept. API requests
+authenticate with `Authorization: Bearer <token>` instead; such requests
+carry no cookie and are exempt from CSRF.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
+import time
 import uuid
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, jsonify, redirect, request, session, url_for
 from flask_login import current_user
+from redis import RedisError
 from sqlalchemy import select
 
 from monitorapp.extensions import csrf, db, login_manager
 from monitorapp.models import ApiToken, Membership, User, utcnow
+from monitorapp.queues import get_redis
 from monitorapp.tenancy import set_current_tenant, system_scope
 from monitorapp.web import htmx_redirect, is_htmx
 
 TOKEN_PREFIX = "mon_"  # noqa: S105 (a marker, not a secret)
 SESSION_TENANT_KEY = "tenant_id"
+REVOKED_SIGN_IN_KEY = "monitorapp:signed-out:"
+
+log = logging.getLogger("monitorapp.auth")
 
 
 def is_api_request() -> bool:
@@ -42,15 +54,60 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
+def new_sign_in_id() -> str:
+    """A fresh id for one sign-in: when it began, and a random part."""
+    return f"{int(time.time())}.{secrets.token_urlsafe(12)}"
+
+
+def _sign_in_lifetime() -> float:
+    config = current_app.config
+    return max(config["REMEMBER_COOKIE_DURATION"], config["PERMANENT_SESSION_LIFETIME"]).total_seconds()
+
+
+def sign_in_ended(sign_in_id: str) -> bool:
+    """True once the sign-in is older than its lifetime or was signed out."""
+    try:
+        age = time.time() - int(sign_in_id.split(".", 1)[0])
+    except ValueError:
+        return True
+    if age > _sign_in_lifetime():
+        return True
+    try:
+        return bool(get_redis().exists(REVOKED_SIGN_IN_KEY + sign_in_id))
+    except (RedisError, OSError):
+        # A dead Redis must not sign everyone out; it only lets a stolen, signed-out cookie live on meanwhile.
+        log.warning("cannot check whether a sign-in was signed out: Redis is unreachable")
+        return False
+
+
+def end_sign_in(user_id: str | None) -> bool:
+    """Revoke the sign-in named in a session's user id; False if that could not be recorded."""
+    sign_in_id = (user_id or "").split(":")[2:3]
+    if not sign_in_id:
+        return True  # made before sign-in ids existed: nothing to revoke one by one
+    try:
+        # Kept as long as a copy of its cookies could otherwise still be used.
+        get_redis().set(REVOKED_SIGN_IN_KEY + sign_in_id[0], 1, ex=int(_sign_in_lifetime()) + 60)
+    except (RedisError, OSError):
+        return False
+    return True
+
+
 def load_user(user_id: str) -> User | None:
     try:
-        raw_id, raw_version = user_id.split(":", 1)
+        raw_id, raw_version, *sign_in = user_id.split(":")
         uid, version = uuid.UUID(raw_id), int(raw_version)
     except (ValueError, AttributeError):
         return None
-    user = db.session.get(User, uid)
+    if len(sign_in) > 1 or (sign_in and sign_in_ended(sign_in[0])):
+        return None
+    # The user and all their teams in one query (each membership joins its user):
+    # every page needs both, and a query less is a millisecond less (bench/web.py).
+    memberships = user_memberships(uid)
+    user = memberships[0].user if memberships else db.session.get(User, uid)
     if user is None or user.session_version != version:
         return None
+    g.memberships = memberships
     return user
 
 
@@ -107,7 +164,9 @@ def _resolve_request_identity() -> None:
     g.membership = None
     g.api_token = None
     set_current_tenant(None)
-    if request.endpoint == "static":
+    # Health and metrics need nobody's identity: a signed-in browser asking them
+    # must not touch the database (readiness would answer 500 instead of 503 when it is down).
+    if request.endpoint == "static" or request.blueprint == "health":
         return
     if is_api_request() and token_from_header() is not None:
         token = authenticate_bearer()
@@ -121,13 +180,16 @@ def _resolve_request_identity() -> None:
         wanted_id = uuid.UUID(wanted) if wanted else None
     except ValueError:
         wanted_id = None
-    # All of the user's teams in one query: the navigation's team switcher needs them too.
-    g.memberships = user_memberships(current_user.id)
+    # All of the user's teams, loaded with the user (load_user): the navigation's
+    # team switcher needs them too.
+    if "memberships" not in g:
+        g.memberships = user_memberships(current_user.id)
     membership = next((m for m in g.memberships if m.tenant_id == wanted_id), None)
     if membership is None and g.memberships:
         membership = g.memberships[0]
     if membership is not None:
-        session[SESSION_TENANT_KEY] = str(membership.tenant_id)
+        if wanted_id != membership.tenant_id:  # unchanged, the session cookie is not sent again
+            session[SESSION_TENANT_KEY] = str(membership.tenant_id)
         set_current_tenant(membership.tenant_id)
     g.membership = membership
 

@@ -67,6 +67,14 @@ def _user_key() -> str:
     return f"user:{current_user.get_id().split(':')[0]}" if current_user.is_authenticated else request.remote_addr
 
 
+def _failed(response) -> bool:
+    return response.status_code == 422
+
+
+def _redirected(response) -> bool:
+    return response.status_code == 303
+
+
 def _me():
     return current_user._get_current_object()
 
@@ -77,6 +85,8 @@ def _me():
 @bp.route("/register", methods=["GET", "POST"])
 @mark("public")
 @limiter.limit(_limit("RATELIMIT_REGISTER"), methods=["POST"])
+# Per address typed too: each sign-up with a taken address mails its owner.
+@limiter.limit(_limit("RATELIMIT_REGISTER"), key_func=_account_key, methods=["POST"])
 def register():
     if current_user.is_authenticated and request.method == "GET":
         return redirect(url_for("dashboard.index"))
@@ -206,6 +216,8 @@ def account():
 
 @bp.post("/account/password")
 @login_required
+# A borrowed session must not be a way to guess the current password.
+@limiter.limit(_limit("RATELIMIT_LOGIN_ACCOUNT"), key_func=_user_key, deduct_when=_failed)
 def change_password():
     form = ChangePasswordForm(current_user.email)
     if not form.validate_on_submit():
@@ -220,6 +232,9 @@ def change_password():
 
 @bp.post("/account/email")
 @login_required
+@limiter.limit(_limit("RATELIMIT_LOGIN_ACCOUNT"), key_func=_user_key, deduct_when=_failed)
+# Each request mails the address typed in, whoever's it is.
+@limiter.limit(_limit("RATELIMIT_VERIFY_RESEND"), key_func=_user_key, deduct_when=_redirected)
 def change_email():
     form = ChangeEmailForm()
     if not form.validate_on_submit():
