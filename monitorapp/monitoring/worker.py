@@ -83,6 +83,8 @@ class AppWorker(SimpleWorker):
 
     def _revive_scheduler(self) -> None:
         """Start RQ's scheduler process again if a Redis outage ended it."""
+        if self._stop_requested:
+            return  # shutting down: a scheduler started now would outlive the worker
         process = self.scheduler._process if self.scheduler is not None else None
         if process is not None and not process.is_alive():
             with contextlib.suppress(*REDIS_UNAVAILABLE):
