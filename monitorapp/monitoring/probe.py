@@ -2,23 +2,29 @@
 
 For every hop (the URL and each redirect) the host is resolved once, every
 address is checked against the policy, and the connection goes to a checked
-address: the adapter keys urllib3's pool by that address while TLS still
+address: the probe opens the socket to that address itself while TLS still
 sends SNI for, and verifies the certificate against, the original host name.
 A second lookup never happens, so DNS rebinding cannot steer the connection.
 
-Redirects are followed by hand so that each hop passes the same checks.
-Proxies from the environment are ignored (`trust_env = False`), the body read
-is capped, and one deadline bounds the whole check: a watchdog shuts the
-socket down when it passes, so a server that trickles its headers or body a
-byte at a time cannot hold a thread for longer than the deadline.
+Each hop is one GET over a new connection, spoken by `http.client` on that
+socket and closed after it: a monitor measures a real connect every time and
+never reuses a connection across checks. No proxy is ever involved (nothing
+reads the environment's proxy settings), the body read is capped, and one
+deadline bounds the whole check: a watchdog shuts the socket (the TLS one
+included) down when it passes, so a server that trickles its headers or body
+a byte at a time cannot hold a thread for longer than the deadline.
+
+`requests` and urllib3 are not used for checks: a session, adapter and pool
+per check cost more CPU than the rest of the check (the check-throughput
+benchmark, bench/README.md).
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import heapq
 import http
+import http.client
 import itertools
 import socket
 import ssl
@@ -27,15 +33,10 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import certifi
-import requests
-import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NewConnectionError
 
 from monitorapp.monitoring.policy import (
     BlockedAddress,
@@ -50,6 +51,7 @@ from monitorapp.monitoring.urls import ParsedUrl, UrlError, parse_url
 # Failures of the network path: RQ retries these before they count.
 NETWORK_ERRORS = frozenset({"dns", "connect", "tls", "timeout"})
 READ_CHUNK = 64 * 1024
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 
 def is_up(status_code: int) -> bool:
@@ -76,6 +78,9 @@ class ProbeSettings:
         context = ssl.create_default_context(cafile=certifi.where())
         if self.ca_bundle:
             context.load_verify_locations(cafile=self.ca_bundle)
+        # The defaults, said out loud: the probe relies on them (see `_connect`).
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = True
         object.__setattr__(self, "ssl_context", context)
 
     @classmethod
@@ -185,58 +190,119 @@ def _get(
 def _get_from(
     address: str, target: ParsedUrl, settings: ProbeSettings, deadline: Deadline
 ) -> tuple[int, str | None]:
-    host_header = f"[{target.host}]" if ":" in target.host else target.host
-    if target.port != (443 if target.scheme == "https" else 80):
-        host_header += f":{target.port}"
-    headers = {"User-Agent": settings.user_agent, "Host": host_header, "Accept": "*/*"}
-    with requests.Session() as session:
-        session.trust_env = False  # never a proxy, .netrc or CA bundle from the environment
-        session.mount(f"{target.scheme}://", PinnedAdapter(address, target.host, settings.ssl_context))
-        try:
-            remaining = deadline.remaining()
-            if remaining <= 0:
-                raise ProbeError("timeout", _timeout_message(settings))
-            response = session.get(
-                target.url, headers=headers, stream=True, allow_redirects=False, timeout=(remaining, remaining)
-            )
-            with response:
-                location = session.get_redirect_target(response) if response.is_redirect else None
-                if location is None and is_up(response.status_code):
-                    _read_body(response, settings.max_body_bytes)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            # The body is read from urllib3 directly, so its errors arrive unwrapped.
-            raise _classify(exc, deadline, settings) from None
+    """GET one hop over a new connection to the checked `address`; return the status and any redirect."""
+    sock = _connect(address, target, settings, deadline)
+    response = None
+    try:
+        connection = _OneShotConnection(sock, target.host, target.port)
+        connection.request("GET", _request_target(target.url), headers=_headers(target, settings))
+        response = connection.getresponse()
+        location = _redirect_target(response)
+        if location is None and is_up(response.status):
+            _read_body(response, settings.max_body_bytes)
+    except (http.client.HTTPException, OSError, ValueError) as exc:
+        raise _classify(exc, deadline, settings) from None
+    finally:
+        if response is not None:
+            response.close()
+        sock.close()
     if deadline.expired:
         # The watchdog cut the socket: what arrived before it is not a complete answer.
         raise ProbeError("timeout", _timeout_message(settings))
-    return response.status_code, location
+    return response.status, location
 
 
-def _read_body(response: requests.Response, limit: int) -> None:
+def _connect(address: str, target: ParsedUrl, settings: ProbeSettings, deadline: Deadline) -> socket.socket:
+    """A new TCP connection to the checked address; for https, TLS verified against the host name.
+
+    The address is an IP the policy checked, so nothing here looks a name up.
+    The deadline watches the socket before it connects and, for https, the
+    TLS socket before its handshake, so the watchdog can cut either.
+    """
+    remaining = deadline.remaining()
+    if remaining <= 0:
+        raise ProbeError("timeout", _timeout_message(settings))
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+    except OSError:
+        raise ProbeError("connect", "The connection was refused or could not be made.", unreachable=True) from None
+    try:
+        deadline.watch(sock)
+        sock.settimeout(remaining)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.connect((address, target.port))
+        except OSError as exc:
+            if deadline.expired or isinstance(exc, TimeoutError):
+                raise ProbeError("timeout", _timeout_message(settings)) from None
+            raise ProbeError("connect", "The connection was refused or could not be made.", unreachable=True) from None
+        if target.scheme == "https":
+            # The context requires a certificate and checks it against `server_hostname`
+            # (`ProbeSettings`), which is also the name sent as SNI.
+            sock = settings.ssl_context.wrap_socket(sock, server_hostname=target.host, do_handshake_on_connect=False)
+            deadline.watch(sock)
+            try:
+                sock.do_handshake()
+            except OSError as exc:
+                if deadline.expired or isinstance(exc, TimeoutError):
+                    raise ProbeError("timeout", _timeout_message(settings)) from None
+                if isinstance(exc, ssl.SSLError):
+                    raise ProbeError("tls", "The TLS certificate or handshake failed.") from None
+                raise ProbeError("connect", "The connection was closed before a complete response.") from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _request_target(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def _headers(target: ParsedUrl, settings: ProbeSettings) -> dict[str, str]:
+    """The request headers; gzip and deflate are offered as browsers do, the body is never decoded."""
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    if target.port != (443 if target.scheme == "https" else 80):
+        host += f":{target.port}"
+    return {"Host": host, "User-Agent": settings.user_agent, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
+
+
+def _redirect_target(response: http.client.HTTPResponse) -> str | None:
+    """The Location of a redirect, its raw bytes read as UTF-8 (as browsers and requests do)."""
+    location = response.getheader("Location") if response.status in REDIRECT_CODES else None
+    if location is None:
+        return None
+    try:
+        return location.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise ProbeError("invalid_url", "Redirected to a URL that cannot be monitored.") from None
+
+
+def _read_body(response: http.client.HTTPResponse, limit: int) -> None:
     """Read and discard the body, refusing more than `limit` bytes on the wire."""
-    too_large = ProbeError("body_too_large", f"The response body is larger than {_size(limit)}.", response.status_code)
-    length = response.headers.get("Content-Length", "")
+    too_large = ProbeError("body_too_large", f"The response body is larger than {_size(limit)}.", response.status)
+    length = response.getheader("Content-Length", "")
     if length.isdigit() and int(length) > limit:
         raise too_large
     total = 0
-    while chunk := response.raw.read(READ_CHUNK, decode_content=False):
+    while chunk := response.read(READ_CHUNK):  # no decoding: the count is of what crossed the wire
         total += len(chunk)
         if total > limit:
             raise too_large
+    if response.length:  # http.client ends a body cut short quietly; the check must not
+        raise http.client.IncompleteRead(b"", response.length)
 
 
 def _classify(exc: Exception, deadline: Deadline, settings: ProbeSettings) -> ProbeError:
-    """Turn a requests or urllib3 exception into a kind and a message with no internals."""
-    if deadline.expired or isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError):
+    """Turn an exception of the exchange into a kind and a message with no internals."""
+    if deadline.expired or isinstance(exc, TimeoutError):
         return ProbeError("timeout", _timeout_message(settings))
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
         return ProbeError("tls", "The TLS certificate or handshake failed.")
-    if isinstance(exc, requests.ConnectionError | urllib3.exceptions.ProtocolError | OSError):
-        reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        if isinstance(reason, NewConnectionError):
-            return ProbeError("connect", "The connection was refused or could not be made.", unreachable=True)
+    if isinstance(exc, OSError | http.client.IncompleteRead):
         return ProbeError("connect", "The connection was closed before a complete response.")
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidHeader):
+    if isinstance(exc, http.client.InvalidURL):
         return ProbeError("invalid_url", "The URL cannot be requested.")
     return ProbeError("protocol", "The server sent a response that is not valid HTTP.")
 
@@ -259,18 +325,28 @@ def _size(limit: int) -> str:
 # -- the connection: pinned address, original host name, deadline -------------
 
 
+class _OneShotConnection(http.client.HTTPConnection):
+    """`http.client` over a socket the probe connected: it never opens (or looks up) one itself."""
+
+    def __init__(self, sock: socket.socket, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self.sock = sock
+
+    def connect(self) -> None:
+        raise http.client.NotConnected("a probe's connection is opened by the probe, once")
+
+
 class PinnedAdapter(HTTPAdapter):
-    """Connect to one checked address while speaking to (and verifying) the host name."""
+    """A `requests` adapter that connects to one checked address while verifying the host name.
+
+    For webhooks (notify/transports.py); checks open their own sockets (`_connect`).
+    """
 
     def __init__(self, address: str, hostname: str, ssl_context: ssl.SSLContext) -> None:
         self.address = address
         self.hostname = hostname
         self.ssl_context = ssl_context
         super().__init__(max_retries=0)
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
@@ -291,6 +367,8 @@ class PinnedAdapter(HTTPAdapter):
 
 class Deadline:
     """The end of one check; sockets opened before it are shut when it passes."""
+
+    __slots__ = ("ends_at", "expired", "done", "_sockets", "_lock")
 
     def __init__(self, seconds: float) -> None:
         self.ends_at = time.monotonic() + seconds
@@ -316,12 +394,22 @@ class Deadline:
             for sock in self._sockets:
                 _shut(sock)
 
+    def finish(self) -> None:
+        """The check is over: the watchdog must no longer touch its sockets."""
+        with self._lock:
+            self.done = True
+            self._sockets.clear()
+
 
 class Watchdog:
     """One thread that expires every deadline of the process, earliest first.
 
     A `threading.Timer` per check cost a thread start (about 0.2 ms, a quarter
-    of a check against a fast target) — the check-throughput benchmark.
+    of a check against a fast target) — the check-throughput benchmark. The
+    thread sleeps until the earliest deadline, so only a new earliest one
+    wakes it: waking it for every check cost a thread switch per check. The
+    finished checks behind the earliest leave the heap when it wakes (at most
+    the checks of one timeout's length).
     """
 
     def __init__(self) -> None:
@@ -336,7 +424,8 @@ class Watchdog:
             if self._thread is None or not self._thread.is_alive():  # also after a fork
                 self._thread = threading.Thread(target=self._run, name="probe-watchdog", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            elif self._heap[0][2] is deadline:
+                self._changed.notify()
 
     def _run(self) -> None:
         with self._changed:
@@ -355,44 +444,14 @@ def _shut(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-_current_deadline: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("probe_deadline", default=None)
-
-
 _WATCHDOG = Watchdog()
 
 
 @contextlib.contextmanager
 def _deadline(seconds: float) -> Iterator[Deadline]:
     deadline = Deadline(seconds)
-    token = _current_deadline.set(deadline)
     _WATCHDOG.add(deadline)
     try:
         yield deadline
     finally:
-        deadline.done = True
-        _current_deadline.reset(token)
-
-
-class _WatchedConnectionMixin:
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        deadline = _current_deadline.get()
-        if deadline is not None:
-            deadline.watch(sock)
-        return sock
-
-
-class _HTTPConnection(_WatchedConnectionMixin, HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
+        deadline.finish()

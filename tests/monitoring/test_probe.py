@@ -110,6 +110,44 @@ def test_it_keeps_urls_secrets_out_of_the_message(refused_port):
     assert "127.0.0.1" not in (result.message or "")
 
 
+def test_it_opens_a_new_connection_for_every_check(make_server):
+    # The server keeps connections alive; a probe that reused one would not measure a connect.
+    ports = []
+    server = make_server({"/ok": lambda h: (ports.append(h.client_address[1]), h.reply(200))})
+    for _ in range(3):
+        assert probe(server.url("/ok"), probe_settings()).ok is True
+    assert len(set(ports)) == 3, ports
+
+
+def test_it_reports_a_body_cut_short_as_a_closed_connection(make_server):
+    def short(handler):
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly this")
+        handler.close_connection = True
+
+    result = probe(make_server({"/short": short}).url("/short"), probe_settings())
+    assert (result.ok, result.error_kind) == (False, "connect")
+    assert result.message == "The connection was closed before a complete response."
+
+
+def test_it_reports_an_answer_that_is_not_http(make_server):
+    def not_http(handler):
+        handler.wfile.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+        handler.close_connection = True
+
+    result = probe(make_server({"/": not_http}).url("/"), probe_settings())
+    assert (result.ok, result.error_kind) == (False, "protocol")
+    assert not result.is_network_failure
+
+
+def test_it_refuses_a_redirect_whose_location_is_not_utf8(make_server):
+    def bad_location(handler):
+        handler.wfile.write(b"HTTP/1.1 302 Found\r\nLocation: /\xff\xfe\r\nContent-Length: 0\r\n\r\n")
+        handler.close_connection = True
+
+    result = probe(make_server({"/moved": bad_location}).url("/moved"), probe_settings())
+    assert (result.ok, result.error_kind) == (False, "invalid_url")
+
+
 # -- TLS ------------------------------------------------------------------------
 
 
@@ -149,3 +187,17 @@ def test_it_verifies_the_certificate_against_the_host_name_not_the_address(make_
     settings = probe_settings(resolver=lambda host, port: ["127.0.0.1"], ca_bundle=str(bundle))
     result = probe(tls.url("/ok", host="monitor.test"), settings)
     assert result.error_kind == "tls"
+
+
+@pytest.mark.parametrize("path", ["/trickle-headers", "/trickle-body"])
+def test_it_bounds_a_tls_server_that_trickles_forever_by_the_deadline(make_server, ca, tmp_path, path):
+    # The watchdog must cut the TLS socket, not only the TCP one it was made from.
+    tls = tls_server(make_server, ca, "monitor.test")
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    settings = probe_settings(resolver=lambda host, port: ["127.0.0.1"], ca_bundle=str(bundle), timeout=1.0)
+    started = time.monotonic()
+    result = probe(tls.url(path, host="monitor.test"), settings)
+    elapsed = time.monotonic() - started
+    assert result.error_kind == "timeout"
+    assert elapsed < 2.0, elapsed
