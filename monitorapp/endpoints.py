@@ -17,9 +17,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import false, func, or_, select, tuple_
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
+from monitorapp import summaries
 from monitorapp.auth import audit
 from monitorapp.extensions import db
 from monitorapp.models import Endpoint, EndpointStatus, utcnow
@@ -35,6 +37,23 @@ WRITABLE_FIELDS = ("name", "url", "interval_minutes", "paused")
 STATUSES = tuple(status.value for status in EndpointStatus)
 DUPLICATE_URL = "Your team already monitors this URL."
 INTERVAL_MESSAGE = f"Enter a whole number of minutes from {MIN_INTERVAL} to {MAX_INTERVAL}."
+_NEWEST_FIRST = (Endpoint.created_at.desc(), Endpoint.id.desc())
+# What the dashboard's rows and the API's list show of each endpoint.
+LISTED_COLUMNS = (
+    Endpoint.id,
+    Endpoint.name,
+    Endpoint.url,
+    Endpoint.interval_minutes,
+    Endpoint.paused,
+    Endpoint.status,
+    Endpoint.last_status_code,
+    Endpoint.last_latency_ms,
+    Endpoint.last_checked_at,
+    Endpoint.last_enqueued_at,
+    Endpoint.last_error,
+    Endpoint.created_at,
+    Endpoint.updated_at,
+)
 
 
 class ValidationError(Exception):
@@ -49,7 +68,7 @@ class ValidationError(Exception):
 class Page:
     """One page of a team's endpoints, newest first."""
 
-    items: list[Endpoint]
+    items: list[Row]  # LISTED_COLUMNS of each endpoint
     number: int  # 1-based
     size: int
     total: int
@@ -80,6 +99,10 @@ class Page:
 
 
 def _filtered(query, search: str | None, status: str | None):
+    if search and "\x00" in search:
+        # PostgreSQL refuses a NUL in any text parameter (a 500), and no name or URL
+        # holds one (both refuse control characters): such a search matches nothing.
+        return query.where(false())
     if search:
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(or_(Endpoint.name.ilike(pattern, escape="\\"), Endpoint.url.ilike(pattern, escape="\\")))
@@ -89,6 +112,8 @@ def _filtered(query, search: str | None, status: str | None):
 
 
 def count_endpoints(search: str | None = None, status: str | None = None) -> int:
+    if not search:
+        return summaries.total(status)  # cached for a few seconds, forgotten on every change
     return db.session.execute(_filtered(select(func.count()).select_from(Endpoint), search, status)).scalar_one()
 
 
@@ -105,28 +130,72 @@ def list_endpoints(
     dashboard after a delete emptied the page); without it, such a page is
     empty (the API says so with `count` and `previous`).
     """
+    if search:
+        return _search_page(page, page_size, search, status, clamp)
     total = count_endpoints(search, status)
     if clamp:
         page = min(page, max(1, math.ceil(total / page_size)))
     offset = (page - 1) * page_size
     if offset >= total:
         return Page(items=[], number=page, size=page_size, total=total)
-    newest_first = (Endpoint.created_at.desc(), Endpoint.id.desc())
-    if offset <= total // 2:
-        query = _filtered(select(Endpoint), search, status).order_by(*newest_first).offset(offset).limit(page_size)
-        items = list(db.session.execute(query).scalars())
-    else:
+    newest_first = _NEWEST_FIRST
+    page_ids = _filtered(select(Endpoint.id), search, status)
+    anchor = None if status else summaries.page_anchor(offset)
+    from_oldest = anchor is None and offset > total // 2
+    if anchor is not None:
+        # Start from the nearest cached anchor: fewer than ANCHOR_EVERY rows to skip (summaries.py).
+        position, created_at, endpoint_id = anchor
+        page_ids = page_ids.where(tuple_(Endpoint.created_at, Endpoint.id) <= tuple_(created_at, endpoint_id))
+        order, skip, limit = newest_first, offset - position, page_size
+    elif from_oldest:
         # Pages past the middle are read from the oldest end, so no page skips more
         # than half the rows (the last page at 100,000 endpoints: 26 ms → 2 ms).
-        from_oldest = max(0, total - offset - page_size)
-        query = (
-            _filtered(select(Endpoint), search, status)
-            .order_by(Endpoint.created_at.asc(), Endpoint.id.asc())
-            .offset(from_oldest)
-            .limit(min(page_size, total - offset))
-        )
-        items = list(reversed(db.session.execute(query).scalars().all()))
+        order = (Endpoint.created_at.asc(), Endpoint.id.asc())
+        skip, limit = max(0, total - offset - page_size), min(page_size, total - offset)
+    else:
+        order, skip, limit = newest_first, offset, page_size
+    # A deferred join: the page's ids come from the index alone (an index-only scan
+    # over `ix_endpoint_tenant_created`), then only those rows are read. OFFSET over
+    # whole rows read every skipped row from the table: 63 ms → 5 ms at offset
+    # 20,000 (bench/web.py). Plain rows of the listed columns, not ORM objects:
+    # a third of the hydration cost for an API page of 100.
+    page_ids = page_ids.order_by(*order).offset(skip).limit(limit).subquery()
+    query = select(*LISTED_COLUMNS).join(page_ids, Endpoint.id == page_ids.c.id).order_by(*order)
+    items = db.session.execute(query).all()
+    if from_oldest:
+        items.reverse()
     return Page(items=items, number=page, size=page_size, total=total)
+
+
+def _search_page(page: int, page_size: int, search: str, status: str | None, clamp: bool) -> Page:
+    """A search's page and its number of matches in one pass (a window count).
+
+    Counting first ran the trigram search twice, once for the count and once
+    for the page (bench/web.py); only a page past the end counts on its own.
+    """
+    items, total = _matches(search, status, (page - 1) * page_size, page_size)
+    if total is None:
+        total = count_endpoints(search, status)
+        last = max(1, math.ceil(total / page_size))
+        if clamp and page > last:
+            page = last
+            items, _ = _matches(search, status, (page - 1) * page_size, page_size)
+    return Page(items=items, number=page, size=page_size, total=total)
+
+
+def _matches(search: str, status: str | None, offset: int, limit: int) -> tuple[list[Row], int | None]:
+    """One page of a search (newest first) and how many endpoints match; None if the page is empty."""
+    matches = func.count().over().label("matches")
+    page_ids = (
+        _filtered(select(Endpoint.id, matches), search, status)
+        .order_by(*_NEWEST_FIRST)
+        .offset(offset)
+        .limit(limit)
+        .subquery()
+    )
+    query = select(*LISTED_COLUMNS, page_ids.c.matches).join(page_ids, Endpoint.id == page_ids.c.id)
+    rows = db.session.execute(query.order_by(*_NEWEST_FIRST)).all()
+    return rows, (rows[0].matches if rows else None)
 
 
 def get_endpoint(endpoint_id: uuid.UUID | str) -> Endpoint | None:
@@ -190,6 +259,8 @@ def validate(data: Mapping[str, Any], endpoint: Endpoint | None = None) -> dict[
 
     if "interval_minutes" in data or creating:
         interval = data.get("interval_minutes", DEFAULT_INTERVAL)
+        if isinstance(interval, float) and interval.is_integer():
+            interval = int(interval)  # JSON (and the OpenAPI schema) count 5.0 as the integer 5
         if isinstance(interval, bool) or not isinstance(interval, int) or not MIN_INTERVAL <= interval <= MAX_INTERVAL:
             errors["interval_minutes"] = [INTERVAL_MESSAGE]
         else:

@@ -8,12 +8,13 @@ rollups (monitoring/history.py) cover the days before.
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Float, Integer, case, cast, func, select
+from sqlalchemy import Float, Integer, bindparam, case, cast, func, select
 
 from monitorapp.extensions import db
 from monitorapp.models import CheckResult, CheckRollup
@@ -30,19 +31,15 @@ STRIP_DAYS = 90
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _epoch_seconds(column):
+def _epoch_seconds(column, dialect: str):
     """Seconds since 1970 of a timestamp column, on PostgreSQL and SQLite."""
-    if db.engine.dialect.name == "postgresql":
+    if dialect == "postgresql":
         return func.extract("epoch", column)
     return cast(func.strftime("%s", column), Integer)
 
 
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def newest_rollup_day(endpoint_id: uuid.UUID) -> date | None:
-    return db.session.scalar(select(func.max(CheckRollup.day)).where(CheckRollup.endpoint_id == endpoint_id))
 
 
 # -- uptime ---------------------------------------------------------------------
@@ -57,46 +54,6 @@ class Uptime:
     @property
     def percent(self) -> float | None:
         return None if not self.checks else 100.0 * (self.checks - self.failures) / self.checks
-
-
-def uptimes(endpoint_id: uuid.UUID, now: datetime) -> list[Uptime]:
-    """Uptime (share of successful checks) over each window: two queries in all.
-
-    Days up to the newest rollup count from the rollups (whole days), later
-    checks from the raw results.
-    """
-    newest = newest_rollup_day(endpoint_id)
-    raw_from = _day_start(newest + timedelta(days=1)) if newest else None
-    starts = [now - span for _, span in WINDOWS]
-
-    raw_columns = []
-    for start in starts:
-        since = max(start, raw_from) if raw_from else start
-        in_window = CheckResult.checked_at >= since
-        raw_columns += [
-            func.sum(case((in_window, 1), else_=0)),
-            func.sum(case((in_window & ~CheckResult.ok, 1), else_=0)),
-        ]
-    raw = db.session.execute(
-        select(*raw_columns).where(CheckResult.endpoint_id == endpoint_id, CheckResult.checked_at >= min(starts))
-    ).one()
-
-    rolled = [0] * (2 * len(starts))
-    if newest is not None:
-        rollup_columns = []
-        for start in starts:
-            in_window = CheckRollup.day >= start.date()
-            rollup_columns += [
-                func.sum(case((in_window, CheckRollup.checks), else_=0)),
-                func.sum(case((in_window, CheckRollup.failures), else_=0)),
-            ]
-        rolled = db.session.execute(
-            select(*rollup_columns).where(
-                CheckRollup.endpoint_id == endpoint_id, CheckRollup.day >= min(starts).date()
-            )
-        ).one()
-    totals = [int(a or 0) + int(b or 0) for a, b in zip(raw, rolled, strict=True)]
-    return [Uptime(label, totals[2 * i], totals[2 * i + 1]) for i, (label, _) in enumerate(WINDOWS)]
 
 
 # -- the response-time chart ----------------------------------------------------------
@@ -114,17 +71,9 @@ def latency_buckets(endpoint_id: uuid.UUID, now: datetime) -> list[Bucket]:
     """The last 24 hours in ten-minute buckets: average latency of successful checks, failures."""
     start = now - CHART_SPAN
     size = CHART_SPAN.total_seconds() / CHART_BUCKETS
-    offset = start.timestamp()
-    index = func.floor((_epoch_seconds(CheckResult.checked_at) - offset) / size)
     rows = db.session.execute(
-        select(
-            index.label("bucket"),
-            func.count(CheckResult.id),
-            func.sum(case((CheckResult.ok, 0), else_=1)),
-            func.avg(case((CheckResult.ok, cast(CheckResult.latency_ms, Float)), else_=None)),
-        )
-        .where(CheckResult.endpoint_id == endpoint_id, CheckResult.checked_at >= start)
-        .group_by(index)
+        _buckets_statement(db.engine.dialect.name),
+        {"endpoint_id": endpoint_id, "since": start, "offset": start.timestamp()},
     ).all()
     found = {int(row[0]): row for row in rows}
     buckets = []
@@ -136,6 +85,26 @@ def latency_buckets(endpoint_id: uuid.UUID, now: datetime) -> list[Bucket]:
         else:
             buckets.append(Bucket(moment, int(row[1]), int(row[2] or 0), float(row[3]) if row[3] is not None else None))
     return buckets
+
+
+@functools.cache
+def _buckets_statement(dialect: str):
+    """Checks since `since` in ten-minute buckets counted from `offset` (epoch seconds).
+
+    Built once with bind parameters, like `_raw_days_statement` (bench/web.py).
+    """
+    size = CHART_SPAN.total_seconds() / CHART_BUCKETS
+    index = func.floor((_epoch_seconds(CheckResult.checked_at, dialect) - bindparam("offset", type_=Float)) / size)
+    return (
+        select(
+            index.label("bucket"),
+            func.count(),
+            func.sum(case((CheckResult.ok, 0), else_=1)),
+            func.avg(case((CheckResult.ok, cast(CheckResult.latency_ms, Float)), else_=None)),
+        )
+        .where(CheckResult.endpoint_id == bindparam("endpoint_id"), CheckResult.checked_at >= bindparam("since"))
+        .group_by(index)
+    )
 
 
 @dataclass(frozen=True)
@@ -235,28 +204,68 @@ class Day:
         return f"{self.day.isoformat()}: {uptime:.2f}% up, {self.failures} of {self.checks} checks failed"
 
 
-def status_days(endpoint_id: uuid.UUID, today: date) -> list[Day]:
-    """The last 90 UTC days, oldest first: rollups, then raw checks grouped by day."""
-    first = today - timedelta(days=STRIP_DAYS - 1)
-    counts: dict[date, tuple[int, int]] = {}
-    for day, checks, failures in db.session.execute(
-        select(CheckRollup.day, CheckRollup.checks, CheckRollup.failures).where(
-            CheckRollup.endpoint_id == endpoint_id, CheckRollup.day >= first
-        )
-    ):
-        counts[day] = (checks, failures)
-    newest = max(counts) if counts else None
-    raw_from = _day_start(newest + timedelta(days=1)) if newest else _day_start(first)
-    day_number = func.floor(_epoch_seconds(CheckResult.checked_at) / 86400)
-    rows = db.session.execute(
-        select(day_number, func.count(CheckResult.id), func.sum(case((CheckResult.ok, 0), else_=1)))
-        .where(CheckResult.endpoint_id == endpoint_id, CheckResult.checked_at >= raw_from)
-        .group_by(day_number)
+def uptimes_and_days(endpoint_id: uuid.UUID, now: datetime) -> tuple[list[Uptime], list[Day]]:
+    """Uptime over each window and the last 90 UTC days (oldest first): two queries in all.
+
+    Days up to the newest rollup count from the rollups (whole days), later
+    checks from the raw results, grouped by day in one pass that also sums
+    each uptime window.
+    """
+    starts = [now - span for _, span in WINDOWS]
+    first = now.date() - timedelta(days=STRIP_DAYS - 1)
+    rollups = db.session.execute(
+        _ROLLUPS, {"endpoint_id": endpoint_id, "since": min(starts[-1].date(), first)}
     ).all()
-    for number, checks, failures in rows:
+    newest = max((row.day for row in rollups), default=None)
+    raw_from = _day_start(newest + timedelta(days=1)) if newest else min(starts[-1], _day_start(first))
+    params = {"endpoint_id": endpoint_id, "since": raw_from}
+    params.update({f"window_{number}": start for number, start in enumerate(starts)})
+    raw_days = db.session.execute(_raw_days_statement(db.engine.dialect.name), params).all()
+
+    sums = [0] * (2 * len(starts))
+    for row in raw_days:
+        for number, value in enumerate(row[3:]):
+            sums[number] += int(value or 0)
+    for day, checks, failures in rollups:
+        for number, start in enumerate(starts):
+            if day >= start.date():
+                sums[2 * number] += checks
+                sums[2 * number + 1] += failures
+    uptimes = [Uptime(label, sums[2 * number], sums[2 * number + 1]) for number, (label, _) in enumerate(WINDOWS)]
+
+    counts = {day: (checks, failures) for day, checks, failures in rollups}
+    for number, checks, failures, *_ in raw_days:
         counts[(EPOCH + timedelta(days=int(number))).date()] = (int(checks), int(failures or 0))
-    return [Day(first + timedelta(days=offset), *counts.get(first + timedelta(days=offset), (0, 0)))
-            for offset in range(STRIP_DAYS)]
+    days = [
+        Day(first + timedelta(days=offset), *counts.get(first + timedelta(days=offset), (0, 0)))
+        for offset in range(STRIP_DAYS)
+    ]
+    return uptimes, days
+
+
+# Built once with bind parameters: building these expressions on every request
+# cost more than running them (bench/web.py, the endpoint page).
+_ROLLUPS = select(CheckRollup.day, CheckRollup.checks, CheckRollup.failures).where(
+    CheckRollup.endpoint_id == bindparam("endpoint_id"), CheckRollup.day >= bindparam("since")
+)
+
+
+@functools.cache
+def _raw_days_statement(dialect: str):
+    """Raw checks since `since` by UTC day: checks, failures, then both within each window."""
+    day_number = func.floor(_epoch_seconds(CheckResult.checked_at, dialect) / 86400)
+    columns = [day_number, func.count(), func.sum(case((CheckResult.ok, 0), else_=1))]
+    for number in range(len(WINDOWS)):
+        in_window = CheckResult.checked_at >= bindparam(f"window_{number}")
+        columns += [
+            func.sum(case((in_window, 1), else_=0)),
+            func.sum(case((in_window & ~CheckResult.ok, 1), else_=0)),
+        ]
+    return (
+        select(*columns)
+        .where(CheckResult.endpoint_id == bindparam("endpoint_id"), CheckResult.checked_at >= bindparam("since"))
+        .group_by(day_number)
+    )
 
 
 # -- recent checks --------------------------------------------------------------------

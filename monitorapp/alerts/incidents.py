@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import contains_eager
 
+from monitorapp import summaries
 from monitorapp.auth import audit
 from monitorapp.extensions import db
 from monitorapp.models import Endpoint, EndpointStatus, Incident, utcnow
 
 STATES = ("open", "resolved")
+BANNER_INCIDENTS = 5  # the newest open incidents the banner names
 
 
 @dataclass(frozen=True)
@@ -69,32 +72,73 @@ def endpoint_incidents(endpoint_id: uuid.UUID, limit: int = 20) -> list[Incident
 
 
 @dataclass(frozen=True)
+class OpenIncident:
+    """An open incident as the banner shows it."""
+
+    id: uuid.UUID
+    endpoint_id: uuid.UUID
+    endpoint_name: str
+    started_at: datetime
+    first_error: str | None
+    acknowledged_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Banner:
     """What the dashboard's banner says: open incidents and endpoints by status."""
 
-    open_incidents: list[Incident]
+    open_incidents: list[OpenIncident]
     open_count: int
     counts: dict[str, int]
 
 
-def status_banner(limit: int = 5) -> Banner:
-    """Counts by status (a paused endpoint counts as paused) and the newest open incidents."""
-    rows = db.session.execute(
-        select(Endpoint.paused, Endpoint.status, func.count()).group_by(Endpoint.paused, Endpoint.status)
-    ).all()
+def status_banner() -> Banner:
+    """Counts by status (a paused endpoint counts as paused) and the newest open incidents.
+
+    Both are cached for a few seconds per team and forgotten on every change
+    (monitorapp/summaries.py): the banner is on every dashboard page (bench/web.py).
+    """
     counts = {value.value: 0 for value in EndpointStatus}
-    for paused, value, count in rows:
+    for (paused, value), count in summaries.status_counts().items():
         key = EndpointStatus.PAUSED.value if paused else value
         counts[key] = counts.get(key, 0) + count
-    incidents_query = (
-        select(Incident)
+    newest, open_count = summaries.cached("open-incidents", lambda: _open_incidents(BANNER_INCIDENTS))
+    open_incidents = [
+        OpenIncident(
+            id=uuid.UUID(incident_id),
+            endpoint_id=uuid.UUID(endpoint_id),
+            endpoint_name=endpoint_name,
+            started_at=datetime.fromisoformat(started_at),
+            first_error=first_error,
+            acknowledged_at=datetime.fromisoformat(acknowledged_at) if acknowledged_at else None,
+        )
+        for incident_id, endpoint_id, endpoint_name, started_at, first_error, acknowledged_at in newest
+    ]
+    return Banner(open_incidents=open_incidents, open_count=open_count, counts=counts)
+
+
+def _open_incidents(limit: int) -> tuple[list, int]:
+    """The newest `limit` open incidents (as JSON-able lists) and how many are open."""
+    rows = db.session.execute(
+        select(
+            Incident.id,
+            Incident.endpoint_id,
+            Endpoint.name,
+            Incident.started_at,
+            Incident.first_error,
+            Incident.acknowledged_at,
+        )
         .join(Incident.endpoint)
-        .options(contains_eager(Incident.endpoint))
         .where(Incident.resolved_at.is_(None))
         .order_by(Incident.started_at.desc())
-    )
-    open_incidents = list(db.session.scalars(incidents_query.limit(limit)).unique())
-    open_count = len(open_incidents)
+        .limit(limit)
+    ).all()
+    open_count = len(rows)
     if open_count == limit:
         open_count = db.session.scalar(select(func.count(Incident.id)).where(Incident.resolved_at.is_(None)))
-    return Banner(open_incidents=open_incidents, open_count=open_count, counts=counts)
+    newest = [
+        [str(row.id), str(row.endpoint_id), row.name, row.started_at.isoformat(), row.first_error,
+         row.acknowledged_at.isoformat() if row.acknowledged_at else None]
+        for row in rows
+    ]
+    return newest, open_count

@@ -19,6 +19,7 @@ from werkzeug.datastructures import MultiDict
 from monitorapp.alerts import bp, history
 from monitorapp.alerts import incidents as incident_store
 from monitorapp.auth.access import can_write, login_required, require_write, write_required
+from monitorapp.auth.session import safe_next
 from monitorapp.extensions import db
 from monitorapp.logging import PERFORMANCE, log_event
 from monitorapp.models import Endpoint, Membership, utcnow
@@ -53,9 +54,9 @@ def _page_number(values: MultiDict, name: str = "page") -> int:
 
 def _back(default: str) -> str:
     """A `next` path inside the app, else `default`."""
-    target = request.form.get("next") or request.args.get("next") or ""
-    # Browsers read "/\\host" like "//host": both would leave the app.
-    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else default
+    # The one check every `next` goes through: a tab or newline, dropped by browsers
+    # (and by Werkzeug's Location encoding), turns "/\t/host" into "//host".
+    return safe_next(request.form.get("next") or request.args.get("next")) or default
 
 
 # -- channels -----------------------------------------------------------------------
@@ -239,11 +240,13 @@ def _endpoint_or_404(endpoint_id: uuid.UUID) -> Endpoint:
 def endpoint(endpoint_id: uuid.UUID):
     """The endpoint's history; a POST changes its alerting thresholds."""
     started = time.monotonic()
+    if request.method == "POST":
+        # The role first, as on every other write: a viewer learns nothing about which ids exist.
+        require_write()
     found = _endpoint_or_404(endpoint_id)
     form_errors: dict[str, list[str]] = {}
     status = 200
     if request.method == "POST":
-        require_write()
         form_errors = _save_thresholds(found, request.form)
         if not form_errors:
             flash("Saved the alerting settings.", "success")
@@ -251,15 +254,16 @@ def endpoint(endpoint_id: uuid.UUID):
         status = 422
     now = utcnow()
     buckets = history.latency_buckets(found.id, now)
+    uptimes, days = history.uptimes_and_days(found.id, now)
     timeline = incident_store.endpoint_incidents(found.id)
     # One open incident at most, and it is the newest: the timeline already has it.
     current = timeline[0] if timeline and timeline[0].resolved_at is None else None
     context = {
         "endpoint": found,
         "incident": current,
-        "uptimes": history.uptimes(found.id, now),
+        "uptimes": uptimes,
         "chart": history.latency_chart(buckets, now),
-        "days": history.status_days(found.id, now.date()),
+        "days": days,
         "checks": history.recent_checks(found.id, _page_number(request.args, "checks_page")),
         "timeline": timeline,
         "may_write": can_write(),

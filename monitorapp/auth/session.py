@@ -107,7 +107,7 @@ def load_user(user_id: str) -> User | None:
     user = memberships[0].user if memberships else db.session.get(User, uid)
     if user is None or user.session_version != version:
         return None
-    g.memberships = memberships
+    g.memberships_of = (user.id, memberships)
     return user
 
 
@@ -182,8 +182,8 @@ def _resolve_request_identity() -> None:
         wanted_id = None
     # All of the user's teams, loaded with the user (load_user): the navigation's
     # team switcher needs them too.
-    if "memberships" not in g:
-        g.memberships = user_memberships(current_user.id)
+    user_id, memberships = g.get("memberships_of") or (None, None)
+    g.memberships = memberships if user_id == current_user.id else user_memberships(current_user.id)
     membership = next((m for m in g.memberships if m.tenant_id == wanted_id), None)
     if membership is None and g.memberships:
         membership = g.memberships[0]

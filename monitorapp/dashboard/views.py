@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from flask import abort, flash, g, redirect, request, url_for
@@ -26,7 +27,7 @@ from monitorapp.auth.access import can_write, is_verified, login_required, mark,
 from monitorapp.dashboard import bp
 from monitorapp.logging import PERFORMANCE, log_event
 from monitorapp.models import Endpoint, utcnow
-from monitorapp.web import is_htmx, render
+from monitorapp.web import is_htmx, render, url_for_each
 
 PAGE_SIZE = 25
 TEMPLATE = "dashboard/index.html"
@@ -210,6 +211,7 @@ def _render_listing(place: Place, block: str, status: int = 200, page=None, **co
             team_name=g.membership.tenant.name,
             interval_default=endpoints.DEFAULT_INTERVAL,
             statuses=endpoints.STATUSES,
+            row_urls=_row_urls(place),
             **context,
         )
     except Exception:
@@ -232,6 +234,17 @@ def _render_listing(place: Place, block: str, status: int = 200, page=None, **co
         duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
     return response
+
+
+def _row_urls(place: Place) -> SimpleNamespace:
+    """The links and actions of each row, built once per table (bench/web.py)."""
+    return SimpleNamespace(
+        page=url_for_each("alerts.endpoint"),
+        edit=url_for_each("dashboard.edit"),
+        pause=url_for_each("dashboard.pause"),
+        delete=url_for_each("dashboard.delete"),
+        confirm_delete=url_for_each("dashboard.delete", **place.params()),
+    )
 
 
 def _form_data(form: MultiDict, with_paused: bool = False) -> dict[str, Any]:
