@@ -167,13 +167,18 @@ def list_endpoints(
     return Page(items=items, number=page, size=page_size, total=total)
 
 
+_LARGEST_OFFSET = 2**53
+
+
 def _search_page(page: int, page_size: int, search: str, status: str | None, clamp: bool) -> Page:
     """A search's page and its number of matches in one pass (a window count).
 
     Counting first ran the trigram search twice, once for the count and once
     for the page (bench/web.py); only a page past the end counts on its own.
     """
-    items, total = _matches(search, status, (page - 1) * page_size, page_size)
+    offset = (page - 1) * page_size
+    # An offset past any real team (and past PostgreSQL's bigint, found by the fuzzer) is just "past the end".
+    items, total = _matches(search, status, offset, page_size) if offset < _LARGEST_OFFSET else ([], None)
     if total is None:
         total = count_endpoints(search, status)
         last = max(1, math.ceil(total / page_size))

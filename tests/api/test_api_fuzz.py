@@ -113,6 +113,17 @@ def test_a_thousand_generated_calls_find_no_server_error_and_nothing_off_the_doc
 # -- what the fuzzer found, kept as quick tests that run everywhere -----------------------------
 
 
+def test_a_search_page_past_any_number_is_an_empty_page(client, alice, alice_api):
+    add_endpoints(alice.team_id, 2)
+    for page in (16180815113179498496, 2**63, 2**53 + 1):
+        response = client.get(
+            "/api/endpoints/", query_string={"search": "svc", "page": page, "page_size": 100}, headers=alice_api
+        )
+        assert response.status_code == 200, (page, response.status_code)
+        body = response.get_json()
+        assert body["count"] == 2 and body["results"] == [], page
+
+
 def test_a_search_holding_a_nul_finds_nothing_instead_of_failing(client, alice, alice_api):
     add_endpoints(alice.team_id, 2)
     response = client.get("/api/endpoints/", query_string={"search": "svc\x00"}, headers=alice_api)
