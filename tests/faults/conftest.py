@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.faults.processes import ProcessGroup, app_env
+from tests.faults.stores import RedisServer
+from tests.monitoring.conftest import Server, standard_routes
 
 HERE = Path(__file__).parent
 
@@ -55,3 +57,21 @@ def process_env(database_url: str, redis_url: str, test_instance_path: str) -> C
         return app_env(database_url, redis_url, test_instance_path, **settings)
 
     return build
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of the test's own, which it may stop, flush and start again."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def target():
+    """A local HTTP target answering the standard routes."""
+    server = Server(standard_routes())
+    yield server
+    server.stop()

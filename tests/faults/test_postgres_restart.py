@@ -37,7 +37,6 @@ from tests.faults.processes import app_env, wait_until
 from tests.faults.stores import (
     HeartbeatWatch,
     PostgresCluster,
-    RedisServer,
     WebUser,
     api_add_endpoint,
     endpoint_id_named,
@@ -48,7 +47,7 @@ from tests.faults.stores import (
     saved_rows,
 )
 from tests.figures import add
-from tests.monitoring.conftest import Server, make_endpoint, standard_routes
+from tests.monitoring.conftest import make_endpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
 
@@ -90,22 +89,6 @@ def own_postgres():
         pytest.fail(f"{exc.cmd[:4]} failed: {exc.stderr}")
     finally:
         cluster.destroy()
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(directory).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def target():
-    server = Server(standard_routes())
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from tests.conftest import make_token
 from tests.faults.processes import app_env, wait_until
 from tests.faults.stores import (
     HeartbeatWatch,
-    RedisServer,
     WebUser,
     api_add_endpoint,
     endpoint_id_named,
@@ -39,7 +38,7 @@ from tests.faults.stores import (
     saved_rows,
 )
 from tests.figures import add
-from tests.monitoring.conftest import Server, make_endpoint, standard_routes
+from tests.monitoring.conftest import make_endpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -54,22 +53,6 @@ SETTINGS = {
     "ALLOWED_PRIVATE_NETWORKS": "127.0.0.1/32",
 }
 RQ_SCHEDULER_JOBS = "rq:scheduler:scheduled_jobs"  # rq-scheduler's sorted set of recurring jobs
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(directory).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def target():
-    server = Server(standard_routes())
-    yield server
-    server.stop()
 
 
 def test_web_worker_and_scheduler_ride_out_a_redis_restart_that_empties_it(
