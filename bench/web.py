@@ -154,7 +154,7 @@ def roll_up_history(endpoint_ids: list[uuid.UUID], days: int) -> int:
 
 
 class Server:
-    """gunicorn with 2 workers on a free port."""
+    """gunicorn with 2 workers on a free port, otherwise as gunicorn.conf.py sets it up (the sync worker)."""
 
     def __init__(self, extra_env: dict[str, str] | None = None) -> None:
         from tests.conftest import free_port
@@ -162,7 +162,7 @@ class Server:
         self.port = free_port()
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         self.process = subprocess.Popen(
-            [gunicorn, "wsgi:app", "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "4",
+            [gunicorn, "wsgi:app", "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
              "--no-control-socket", "--log-level", "warning"],
             env={**bench_env(QUERY_COUNT_HEADER="1", RATELIMIT_ENABLED="0"), **(extra_env or {})},
             cwd=ROOT,

@@ -83,7 +83,6 @@ def dev(port: str, host: str) -> None:
         [
             os.path.join(bin_dir, "gunicorn"), "wsgi:app",
             "--bind", f"{host}:{int(port)}",
-            "--workers", "2", "--threads", "4",
             "--access-logfile", "-", "--graceful-timeout", "5",
             "--no-control-socket",
         ],

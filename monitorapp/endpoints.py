@@ -190,10 +190,19 @@ def _search_page(page: int, page_size: int, search: str, status: str | None, cla
 
 def _matches(search: str, status: str | None, offset: int, limit: int) -> tuple[list[Row], int | None]:
     """One page of a search (newest first) and how many endpoints match; None if the page is empty."""
+    # The matches first, then their order: the window count needs every match anyway,
+    # and left to itself PostgreSQL sometimes misjudged a search's trigrams as common
+    # and walked the whole team newest first instead of asking the trigram indexes
+    # ("svc-91914" at 100,000 endpoints: 144 ms → 1.6 ms, bench/web.py).
+    matching = (
+        _filtered(select(Endpoint.id, Endpoint.created_at), search, status)
+        .cte("matching")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
     matches = func.count().over().label("matches")
     page_ids = (
-        _filtered(select(Endpoint.id, matches), search, status)
-        .order_by(*_NEWEST_FIRST)
+        select(matching.c.id, matches)
+        .order_by(matching.c.created_at.desc(), matching.c.id.desc())
         .offset(offset)
         .limit(limit)
         .subquery()
