@@ -285,9 +285,10 @@ def run(quick: bool = False) -> list[Figure]:
         b50, b99, brps = (median([b[i] for b in baselines]) for i in range(3))
         figures += [
             Figure.make(f"web mix p50 at {size:,} endpoints", p50, "ms", b50, "reference", True),
+            Figure.make(f"web mix p99 at {size:,} endpoints", p99, "ms", b99, "<= 100 ms", p99 <= 100),
             Figure.make(
-                f"web mix p99 at {size:,} endpoints", p99, "ms", b99, "<= 4x baseline p99 and <= 100 ms",
-                p99 <= 4 * b99 and p99 <= 100,
+                f"web mix p99 at {size:,} endpoints against /health/", p99, "ms", b99, "<= 4x baseline p99",
+                p99 <= 4 * b99,
             ),
             Figure.make(f"web mix throughput at {size:,} endpoints", rps, "req/s", brps, "reference", True),
         ]

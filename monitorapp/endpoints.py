@@ -180,7 +180,8 @@ def _search_page(page: int, page_size: int, search: str, status: str | None, cla
     # An offset past any real team (and past PostgreSQL's bigint, found by the fuzzer) is just "past the end".
     items, total = _matches(search, status, offset, page_size) if offset < _LARGEST_OFFSET else ([], None)
     if total is None:
-        total = count_endpoints(search, status)
+        # An empty first page: nothing matches, and no second search is needed to say so.
+        total = count_endpoints(search, status) if offset else 0
         last = max(1, math.ceil(total / page_size))
         if clamp and page > last:
             page = last
