@@ -276,9 +276,14 @@ def run(quick: bool = False) -> list[Figure]:
                 cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
                 script.write_text(WRK_SCRIPT % {"paths": paths, "cookie": cookie, "token": token})
                 mixes, baselines = [], []
-                for _ in range(RUNS):
+                for run in range(RUNS):
                     baselines.append(wrk(server, None, "/health/"))
                     mixes.append(wrk(server, str(script)))
+                    print(
+                        f"  run {run + 1}: mix p50 {mixes[-1][0]:.1f} ms, p99 {mixes[-1][1]:.1f} ms, "
+                        f"{mixes[-1][2]:.0f} req/s; /health/ p99 {baselines[-1][1]:.1f} ms",
+                        flush=True,
+                    )
         finally:
             server.stop()
         p50, p99, rps = (median([m[i] for m in mixes]) for i in range(3))
