@@ -6,12 +6,12 @@ the command line override it.
 One thread per worker process (gunicorn's sync worker) unless WEB_THREADS
 says otherwise. The pages are CPU-bound — a dashboard page costs about 6 ms
 of Python and 1.5 ms of PostgreSQL — so threads in one process only take
-turns at the GIL: with 4 threads a request that needs 6 ms of CPU shared the
-process with up to three others and took anything from 6 to 30 ms, and a
-keep-alive connection stayed with whichever worker accepted it, however busy.
-The web benchmark (bench/web.py, 100,000 endpoints, 16 connections, 2 workers)
-measured p99 211–251 ms with 4 threads and 97–111 ms with the sync worker, at
-the same CPU per request. A sync worker serves one request at a time, so it
+turns at the GIL: with 4 threads a page that needs 6 ms of CPU took 23–27 ms
+inside the server (p50), and a keep-alive connection stayed with whichever
+worker accepted it, however busy. The web benchmark (bench/web.py, 100,000
+endpoints, 16 connections, 2 workers) measured p99 108–251 ms (median 213)
+with 4 threads and 97–167 ms (median 110) with the sync worker, at the same
+CPU per request. A sync worker serves one request at a time, so it
 wants a proxy in front that buffers slow clients — a Heroku-style router
 buffers requests and responses up to 1 MB, far more than any page here — and
 when the database is far away (several milliseconds a round trip) raise
